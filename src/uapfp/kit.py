@@ -1,0 +1,419 @@
+"""The kit: everything verification needs, built from a zoo by :func:`protect`.
+
+A kit is a folder of safetensors and JSON files with a ``manifest.json`` of their SHA-256
+hashes; :meth:`Kit.load` refuses a kit whose files do not match. It holds the victim's UAP,
+the probe images (all views), the encoder's weights, the victim's fingerprints and
+embeddings, and the fingerprints and similarities of the calibration homologous models
+(the null distribution), plus the input spec, class count, hyperparameters and versions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .encoder import EncoderConfig, FingerprintEncoder, embed, train_encoder
+from .errors import ConfigError, KitIntegrityError
+from .fingerprint import apply_output_mode, fingerprint
+from .probes import select_probes
+from .storage import ensure_writable_dir, load_tensors, read_json, save_tensors, sha256_file, write_json
+from .suspects import OutputMode
+from .uap import NORMS, UAP_METHODS, UAPResult
+from .zoo import Zoo, card_suspect, load_model_from_card
+
+log = logging.getLogger(__name__)
+
+KIT_FORMAT = "uapfp-kit/1"
+KIT_FILES = ("kit.json", "uap.safetensors", "probes.safetensors", "encoder.safetensors", "reference.safetensors")
+
+
+@dataclass(frozen=True)
+class ProtectConfig:
+    """Hyperparameters of a kit.
+
+    UAP: ``uap_method`` (``deepfool``, the reference algorithm, or ``sgd``), ``norm`` and
+    radius ``xi``, computed on ``uap_images`` images of D_V. Probes: ``n_probes`` clusters,
+    ``n_views`` views from ``n_neighbors`` neighbours. Models are split per (role,
+    architecture): ``train_fraction`` of the piracy and homologous models train the encoder,
+    ``calibration_fraction`` of the homologous models form the null distribution (the
+    encoder never sees them), the rest is held out for :func:`uapfp.verify.evaluate`.
+    ``exclude_archs`` / ``exclude_attacks`` hold out every model of those architectures or
+    attacks (leave-one-out validation); ``paper_split`` drops the victim's architecture from
+    all suspects, as the paper did.
+    """
+
+    uap_method: str = "deepfool"
+    norm: str = "linf"
+    xi: float = 0.15
+    uap_images: int = 2000
+    uap_max_passes: int = 10
+    delta: float = 0.2
+    n_probes: int = 100
+    n_views: int = 20
+    n_neighbors: int | None = None
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    train_fraction: float = 0.5
+    calibration_fraction: float = 1 / 3
+    exclude_archs: tuple[str, ...] = ()
+    exclude_attacks: tuple[str, ...] = ()
+    paper_split: bool = False
+    alpha: float = 0.05
+    fingerprints: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.uap_method not in UAP_METHODS:
+            raise ConfigError(f"unknown UAP method {self.uap_method!r}; use {', '.join(UAP_METHODS)}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"unknown norm {self.norm!r}; use l2 or linf")
+        if self.fingerprints > self.n_views + 1 or self.fingerprints < 2:
+            raise ConfigError(f"fingerprints must be between 2 and n_views + 1 = {self.n_views + 1}")
+        if not 0 < self.train_fraction < 1 or not 0 < self.calibration_fraction < 1:
+            raise ConfigError("train_fraction and calibration_fraction must be in (0, 1)")
+        if not 0 < self.alpha < 1:
+            raise ConfigError("alpha must be in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["encoder"] = self.encoder.to_dict()
+        d["exclude_archs"] = list(self.exclude_archs)
+        d["exclude_attacks"] = list(self.exclude_attacks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProtectConfig:
+        d = dict(d)
+        d["encoder"] = EncoderConfig.from_dict(d.get("encoder", {}))
+        d["exclude_archs"] = tuple(d.get("exclude_archs", ()))
+        d["exclude_attacks"] = tuple(d.get("exclude_attacks", ()))
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- model splits
+
+
+def _attack_of(card: dict[str, Any]) -> str | None:
+    return (card.get("attack") or {}).get("name")
+
+
+def _round(x: float) -> int:
+    return int(x + 0.5)
+
+
+def split_models(cards: list[dict[str, Any]], config: ProtectConfig, victim_arch: str) -> dict[str, str]:
+    """Assign every non-victim model to ``train``, ``calibration``, ``heldout`` or ``excluded``.
+
+    Within each (role, architecture) group, in a seeded random order: a share
+    ``calibration_fraction`` of the homologous models calibrates the null (at least one
+    when the group has three or more); of the rest, a share ``train_fraction`` (at least
+    one) trains the encoder and the others are held out.
+    """
+    rng = np.random.default_rng([config.seed, 0x5B1])
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    assignment: dict[str, str] = {}
+    for card in sorted(cards, key=lambda c: c["id"]):
+        if card["role"] == "victim":
+            continue
+        if config.paper_split and card["arch"] == victim_arch:
+            assignment[card["id"]] = "excluded"
+            continue
+        if card["arch"] in config.exclude_archs or _attack_of(card) in config.exclude_attacks:
+            assignment[card["id"]] = "heldout"
+            continue
+        groups.setdefault((card["role"], card["arch"]), []).append(card)
+    for (role, _arch), group in sorted(groups.items()):
+        n = len(group)
+        n_cal = 0
+        if role == "homologous":
+            n_cal = max(1, _round(config.calibration_fraction * n)) if n >= 3 else 0
+        rest = n - n_cal
+        n_train = max(1, _round(config.train_fraction * rest)) if rest else 0
+        for rank, i in enumerate(rng.permutation(n)):
+            part = "calibration" if rank < n_cal else ("train" if rank < n_cal + n_train else "heldout")
+            assignment[group[i]["id"]] = part
+    return assignment
+
+
+# --------------------------------------------------------------------------- fingerprints of a zoo
+
+
+def _tensor_digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def zoo_fingerprints(
+    zoo: Zoo, v: torch.Tensor, images: torch.Tensor, *, ids: list[str] | None = None, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Full-probability fingerprints (S, D) of zoo models on probe ``images``, cached in the zoo.
+
+    The cache file is keyed by the UAP and probe images, and each entry by the model's
+    weights hash, so a rebuilt model is fingerprinted again.
+    """
+    from tqdm.auto import tqdm
+
+    key = _tensor_digest(v, images)[:20]
+    cache_path = zoo.path / "cache" / f"fingerprints-{key}.safetensors"
+    cache = load_tensors(cache_path) if cache_path.is_file() else {}
+    wanted = [c for c in zoo.cards if ids is None or c["id"] in ids]
+    out, changed = {}, False
+    for card in tqdm(wanted, desc="fingerprints", disable=not progress, leave=False):
+        entry = f"{card['id']}@{card['weights_sha256'][:16]}"
+        if entry not in cache:
+            cache[entry] = fingerprint(card_suspect(card), v, images)
+            changed = True
+        out[card["id"]] = cache[entry]
+    if changed:
+        try:
+            save_tensors(cache_path, cache)
+        except OSError as exc:  # a read-only zoo still works, only slower next time
+            log.warning("could not write the fingerprint cache %s: %s", cache_path, exc)
+    return out
+
+
+# --------------------------------------------------------------------------- the kit
+
+
+@dataclass
+class Kit:
+    """A loaded (hash-checked) kit."""
+
+    path: Path | None
+    info: dict[str, Any]
+    v: torch.Tensor
+    probe_images: torch.Tensor
+    encoder: FingerprintEncoder
+    victim_fingerprints: torch.Tensor
+    null_fingerprints: torch.Tensor
+    sha256: str
+
+    @property
+    def config(self) -> ProtectConfig:
+        return ProtectConfig.from_dict(self.info["config"])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.info["input_shape"]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.info["num_classes"])
+
+    @property
+    def n_sets(self) -> int:
+        return int(self.probe_images.shape[0])
+
+    def victim_embeddings(self, mode: OutputMode | str = "probs") -> torch.Tensor:
+        return embed(self.encoder, apply_output_mode(self.victim_fingerprints, mode, self.num_classes))
+
+    def null_similarities(self, mode: OutputMode | str = "probs", n_sets: int | None = None) -> torch.Tensor:
+        """Similarities (H, S) of the calibration homologous models to the victim, in ``mode``."""
+        n = n_sets or self.n_sets
+        ref = self.victim_embeddings(mode)[:n]
+        null = embed(self.encoder, apply_output_mode(self.null_fingerprints[:, :n], mode, self.num_classes))
+        return (null * ref[None]).sum(-1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Kit:
+        """Load a kit, refusing it when any file differs from its manifest."""
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise KitIntegrityError(
+                f"{path} is not a kit (no manifest.json); make one with: uapfp protect --zoo ZOO --out {path}"
+            )
+        manifest = read_json(manifest_path)
+        files = manifest.get("files", {})
+        if manifest.get("format") != KIT_FORMAT or set(files) != set(KIT_FILES):
+            raise KitIntegrityError(
+                f"{manifest_path} is not a {KIT_FORMAT} manifest; rebuild the kit with uapfp protect"
+            )
+        for name, expected in files.items():
+            f = path / name
+            if not f.is_file():
+                raise KitIntegrityError(
+                    f"kit file {f} is missing; the kit is incomplete, rebuild it with uapfp protect"
+                )
+            if sha256_file(f) != expected:
+                raise KitIntegrityError(
+                    f"kit file {f} does not match its manifest (SHA-256 differs): the kit was modified "
+                    "or damaged; use the original kit or rebuild it with uapfp protect"
+                )
+        info = read_json(path / "kit.json")
+        enc_cfg = EncoderConfig.from_dict(info["config"]["encoder"])
+        ref = load_tensors(path / "reference.safetensors")
+        encoder = enc_cfg.build(int(ref["victim_fingerprints"].shape[-1]))
+        encoder.load_state_dict(load_tensors(path / "encoder.safetensors"))
+        encoder.eval()
+        return cls(
+            path=path,
+            info=info,
+            v=load_tensors(path / "uap.safetensors")["v"],
+            probe_images=load_tensors(path / "probes.safetensors")["images"],
+            encoder=encoder,
+            victim_fingerprints=ref["victim_fingerprints"],
+            null_fingerprints=ref["null_fingerprints"],
+            sha256=sha256_file(manifest_path),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Kit:
+        """Write the kit's files and its manifest (each atomically; the manifest last)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        null_sims = self.null_similarities("probs")
+        hashes = {
+            "uap.safetensors": save_tensors(path / "uap.safetensors", {"v": self.v}),
+            "probes.safetensors": save_tensors(path / "probes.safetensors", {"images": self.probe_images}),
+            "encoder.safetensors": save_tensors(path / "encoder.safetensors", self.encoder.state_dict()),
+            "reference.safetensors": save_tensors(
+                path / "reference.safetensors",
+                {
+                    "victim_fingerprints": self.victim_fingerprints,
+                    "victim_embeddings": self.victim_embeddings("probs"),
+                    "null_fingerprints": self.null_fingerprints,
+                    "null_similarities": null_sims,
+                },
+            ),
+        }
+        write_json(path / "kit.json", self.info)
+        hashes["kit.json"] = sha256_file(path / "kit.json")
+        write_json(path / "manifest.json", {"format": KIT_FORMAT, "files": {k: hashes[k] for k in KIT_FILES}})
+        self.path = path
+        self.sha256 = sha256_file(path / "manifest.json")
+        return self
+
+
+def _versions() -> dict[str, str]:
+    import safetensors
+
+    return {
+        "uapfp": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def protect(
+    zoo: Zoo | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    *,
+    config: ProtectConfig = ProtectConfig(),
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> Kit:
+    """Build a kit from a zoo: UAP, probes, fingerprints, encoder, null; save it to ``out``."""
+    zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
+    if out is not None:
+        ensure_writable_dir(Path(out))
+    start = time.perf_counter()
+    vcard = zoo.victim
+    victim = load_model_from_card(vcard)
+    data = zoo.load_dataset(data_dir)
+    splits = zoo.splits()
+    x_v = data.x_train[splits["victim"]]
+    gen = torch.Generator().manual_seed(config.seed)
+    uap_x = x_v[torch.randperm(len(x_v), generator=gen)[: config.uap_images]]
+
+    log.info("computing the UAP (%s, %s, xi=%g) on %d images", config.uap_method, config.norm, config.xi, len(uap_x))
+    if config.uap_method == "deepfool":
+        uap: UAPResult = UAP_METHODS["deepfool"](
+            victim, uap_x, xi=config.xi, norm=config.norm, delta=config.delta,
+            max_passes=config.uap_max_passes, x_val=data.x_test, seed=config.seed, progress=progress,
+        )  # fmt: skip
+    else:
+        uap = UAP_METHODS["sgd"](
+            victim, uap_x, xi=config.xi, norm=config.norm, x_val=data.x_test, seed=config.seed, progress=progress
+        )
+    log.info("UAP fooling rate %.3f (held-out test set) in %.1f s", uap.fooling_rate_val, uap.seconds)
+
+    probes = select_probes(
+        victim,
+        x_v,
+        n_clusters=config.n_probes,
+        n_views=config.n_views,
+        n_neighbors=config.n_neighbors,
+        seed=config.seed,
+    )
+    images = x_v[probes.sets]  # (S, N, C, H, W)
+
+    assignment = split_models(zoo.cards, config, vcard["arch"])
+    fps = zoo_fingerprints(zoo, uap.v, images, progress=progress)
+    train_ids = sorted(i for i, part in assignment.items() if part == "train")
+    cal_ids = sorted(i for i, part in assignment.items() if part == "calibration")
+    if not cal_ids:
+        raise ConfigError("the zoo has too few homologous models to calibrate the test; build more (uapfp zoo build)")
+    role = {c["id"]: c["role"] for c in zoo.cards}
+    ids = [vcard["id"], *train_ids]
+    labels = torch.tensor([0 if role[i] in ("victim", "piracy") else 1 for i in ids])
+    encoder = train_encoder(
+        torch.stack([fps[i] for i in ids]),
+        labels,
+        num_classes=data.num_classes,
+        config=config.encoder,
+        progress=progress,
+    )
+    info = {
+        "format": KIT_FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "classes": list(data.classes),
+        "dataset": zoo.config.dataset,
+        "victim": {k: vcard.get(k) for k in ("id", "arch", "test_accuracy", "weights_sha256")},
+        "zoo": str(zoo.path),
+        "config": config.to_dict(),
+        "uap": uap.summary(),
+        "models": {
+            "train": train_ids,
+            "calibration": cal_ids,
+            "heldout": sorted(i for i, p in assignment.items() if p == "heldout"),
+            "excluded": sorted(i for i, p in assignment.items() if p == "excluded"),
+        },  # fmt: skip
+        "versions": _versions(),
+        "build_seconds": None,
+    }
+    kit = Kit(
+        path=None,
+        info=info,
+        v=uap.v,
+        probe_images=images,
+        encoder=encoder,
+        victim_fingerprints=fps[vcard["id"]],
+        null_fingerprints=torch.stack([fps[i] for i in cal_ids]),
+        sha256="",
+    )
+    info["build_seconds"] = round(time.perf_counter() - start, 1)
+    null = kit.null_similarities()
+    info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
+    if out is not None:
+        kit.save(out)
+    return kit
+
+
+def kit_summary(kit: Kit) -> str:
+    """A few lines describing a kit."""
+    u = kit.info["uap"]
+    m = kit.info["models"]
+    return (
+        f"kit {kit.path} (sha256 {kit.sha256[:12]})\n"
+        f"  victim {kit.info['victim']['id']} ({kit.info['victim']['arch']}), {kit.num_classes} classes, input {kit.input_shape}\n"
+        f"  UAP {u['method']} {u['norm']} xi={u['xi']}: fooling rate {u['fooling_rate_val']} on held-out data\n"
+        f"  {kit.n_sets} probe sets of {kit.probe_images.shape[1]} points; encoder trained on {len(m['train'])} models, "
+        f"null from {len(m['calibration'])} homologous models (mean similarity {kit.info['null']['mean']})"
+    )

@@ -1,0 +1,219 @@
+"""The Suspect protocol: anything that maps images in [0, 1] to class probabilities.
+
+A suspect takes a float batch (N, C, H, W) in [0, 1] and returns probabilities (N, K). The
+public :meth:`Suspect.__call__` validates inputs once, enforces the query budget, counts
+queries, calls the backend's :meth:`Suspect._predict`, validates what came back and applies
+the output mode (full probabilities, top-k, label only). The method never sees a backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import BudgetExhaustedError, ConfigError, SuspectError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputMode:
+    """What a suspect returns: ``probs``, ``topk:K`` (other classes zeroed) or ``label``."""
+
+    kind: str = "probs"
+    k: int = 0
+
+    @classmethod
+    def parse(cls, text: str | OutputMode | None) -> OutputMode:
+        if isinstance(text, OutputMode):
+            return text
+        if text is None or text == "probs":
+            return cls("probs")
+        if text in ("label", "topk:1"):
+            return cls("label", 1)
+        if text.startswith("topk:"):
+            try:
+                k = int(text.split(":", 1)[1])
+            except ValueError:
+                k = 0
+            if k >= 1:
+                return cls("topk", k)
+        raise ConfigError(f"unknown output mode {text!r}; use probs, topk:K or label")
+
+    def __str__(self) -> str:
+        return "probs" if self.kind == "probs" else ("label" if self.kind == "label" else f"topk:{self.k}")
+
+    def apply(self, probs: torch.Tensor) -> torch.Tensor:
+        """Truncate probabilities (N, K) as an API in this mode would (idempotent)."""
+        if self.kind == "probs":
+            return probs
+        if self.kind == "label":
+            return torch.nn.functional.one_hot(probs.argmax(dim=1), probs.shape[1]).to(probs.dtype)
+        k = min(self.k, probs.shape[1])
+        top = probs.topk(k, dim=1)
+        return torch.zeros_like(probs).scatter_(1, top.indices, top.values)
+
+
+class Suspect(ABC):
+    """A classifier reachable only through queries.
+
+    Args:
+        input_shape: (C, H, W) it accepts.
+        num_classes: K, the length of each output row.
+        output: the :class:`OutputMode` of its answers.
+        max_queries: hard budget of images sent (None: unlimited).
+        batch_size: images per backend call.
+        name: a label for logs and reports.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        output: str | OutputMode = "probs",
+        max_queries: int | None = None,
+        batch_size: int = 500,
+        name: str = "suspect",
+    ) -> None:
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.num_classes = int(num_classes)
+        self.output = OutputMode.parse(output)
+        self.max_queries = max_queries
+        self.batch_size = batch_size
+        self.name = name
+        self._queries = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes}, output='{self.output}', max_queries={self.max_queries})"
+        )
+
+    @property
+    def queries(self) -> int:
+        """Images sent so far (each counts once, retries included for remote backends)."""
+        return self._queries
+
+    def reset_queries(self) -> None:
+        self._queries = 0
+
+    def _reserve(self, n: int) -> None:
+        """Count ``n`` queries, refusing (before sending) any that would pass the budget."""
+        with self._lock:
+            if self.max_queries is not None and self._queries + n > self.max_queries:
+                raise BudgetExhaustedError(
+                    f"query budget of {self.max_queries} exhausted ({self._queries} spent, "
+                    f"{n} more needed); raise --max-queries or use fewer --fingerprints"
+                )
+            self._queries += n
+
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Validate a batch (N, C, H, W) in [0, 1] and return it as contiguous float32."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"queries must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise SuspectError(
+                f"{self.name} takes inputs of shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
+            )
+        x = x.detach().to(torch.float32).contiguous()
+        if not torch.isfinite(x).all() or x.min() < -1e-6 or x.max() > 1 + 1e-6:
+            raise SuspectError("queries must be finite and in [0, 1]")
+        return x
+
+    @property
+    def backend_output(self) -> OutputMode:
+        """What the backend itself returns: full probabilities for local models (the output
+        mode is then simulated here), the declared mode for a remote API that truncates."""
+        return OutputMode("probs")
+
+    def check_output(self, probs: torch.Tensor, n: int) -> torch.Tensor:
+        """Validate returned rows: shape (n, K), finite, non-negative, summing as the mode says."""
+        if probs.dim() != 2 or probs.shape[0] != n:
+            raise SuspectError(f"{self.name} returned shape {tuple(probs.shape)} for {n} queries")
+        if probs.shape[1] != self.num_classes:
+            raise SuspectError(f"{self.name} returned {probs.shape[1]} classes, the kit expects {self.num_classes}")
+        probs = probs.to(torch.float32)
+        if not torch.isfinite(probs).all():
+            raise SuspectError(f"{self.name} returned NaN or infinite outputs")
+        if (probs < 0).any():
+            raise SuspectError(f"{self.name} returned negative outputs; if it returns logits, declare --outputs logits")
+        mode = self.backend_output
+        sums = probs.sum(dim=1)
+        if mode.kind == "probs" and not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+            worst = float((sums - 1).abs().max())
+            raise SuspectError(
+                f"{self.name} declared probabilities but its rows do not sum to 1 (off by up to {worst:.3g}); "
+                "declare --outputs logits, or topk:K / label if it truncates"
+            )
+        if mode.kind != "probs":
+            if (sums > 1 + 1e-3).any():
+                raise SuspectError(f"{self.name} returned rows summing to more than 1")
+            if ((probs > 0).sum(dim=1) > mode.k).any():
+                raise SuspectError(
+                    f"{self.name} returned more than {mode.k} non-zero classes per row; it is not a {mode} API"
+                )
+        return probs
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Query the suspect: (N, C, H, W) in [0, 1] -> outputs (N, K) in its output mode."""
+        x = self.check_input(x)
+        outs = []
+        for i in range(0, len(x), self.batch_size):
+            batch = x[i : i + self.batch_size]
+            self._reserve(len(batch))
+            with torch.no_grad():  # answers carry no graph: nobody backpropagates into a suspect
+                answer = self._predict(batch).detach()
+            outs.append(self.check_output(answer, len(batch)))
+        if not outs:
+            return torch.zeros(0, self.num_classes)
+        return self.output.apply(torch.cat(outs))
+
+    @abstractmethod
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Backend: validated inputs (n, C, H, W) -> outputs (n, K)."""
+
+    def close(self) -> None:
+        """Release resources (connections, sessions)."""
+
+
+class TorchSuspect(Suspect):
+    """A local PyTorch model (or TorchScript module) returning logits or probabilities.
+
+    Args:
+        model: the network; called in eval mode without gradients.
+        logits: True when the model returns logits (softmax applied here).
+    """
+
+    def __init__(self, model: nn.Module, *, logits: bool = True, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.model = model.eval()
+        self.logits = logits
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if not isinstance(out, torch.Tensor):
+            raise SuspectError(f"{self.name} returned {type(out).__name__}, not a tensor")
+        out = out.float()
+        if out.dim() != 2:
+            raise SuspectError(f"{self.name} returned shape {tuple(out.shape)}, expected (N, K)")
+        if not torch.isfinite(out).all():
+            raise SuspectError(f"{self.name} returned NaN or infinite outputs")
+        return torch.softmax(out, dim=1) if self.logits else out
+
+
+class FunctionSuspect(Suspect):
+    """A suspect backed by a plain function from images to probabilities (for tests and glue)."""
+
+    def __init__(self, fn, **kwargs: object) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._fn = fn
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn(x)

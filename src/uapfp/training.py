@@ -1,0 +1,152 @@
+"""The one training loop, shared by victims, homologous models and extraction attacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+BATCH_SIZES = (64, 128, 256)
+_DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "rmsprop": 1e-3}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run.
+
+    ``lr`` None takes the optimizer's default (SGD 0.05 with Nesterov momentum 0.9, Adam
+    2e-3, RMSprop 1e-3); the rate follows a one-cycle schedule (warm-up then cosine decay),
+    which reaches the paper's accuracies in few epochs.
+    """
+
+    optimizer: str = "adam"
+    batch_size: int = 128
+    epochs: int = 6
+    lr: float | None = None
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ConfigError("batch_size and epochs must be positive")
+
+    @property
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else _DEFAULT_LR[self.optimizer]
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["lr"] = self.resolved_lr
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a training run reports."""
+
+    seconds: float
+    final_loss: float
+    samples_seen: int
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``config``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr, wd = config.resolved_lr, config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against integer labels (N,) or probability vectors (N, K)."""
+    if target.dim() == 1:
+        return F.cross_entropy(logits, target)
+    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def train_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: TrainConfig,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place on images ``x`` (N, C, H, W) and targets ``y``.
+
+    ``y`` holds integer labels (N,) or soft labels (N, K) (probabilities returned by a
+    victim). Deterministic for a given ``config.seed``.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} images but {len(y)} targets")
+    if len(x) == 0:
+        raise ValueError("no training data")
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    opt = make_optimizer(model, config)
+    steps_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.resolved_lr, total_steps=total, pct_start=0.15, anneal_strategy="cos"
+    )
+    # channels_last makes the small CNNs' convolutions and pooling 10-40% faster on CPU.
+    channels_last = x.dim() == 4
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.train()
+    start = time.perf_counter()
+    loss_value = float("nan")
+    bar = tqdm(total=total, desc=desc, leave=False, disable=not progress, unit="step")
+    try:
+        for _epoch in range(config.epochs):
+            order = torch.randperm(len(x), generator=gen)
+            for i in range(steps_per_epoch):
+                idx = order[i * config.batch_size : (i + 1) * config.batch_size]
+                xb = x[idx]
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                loss = soft_cross_entropy(model(xb), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_value = float(loss.detach())
+                bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+    finally:
+        bar.close()
+    model.eval()
+    return TrainResult(
+        seconds=time.perf_counter() - start, final_loss=loss_value, samples_seen=total * config.batch_size
+    )
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` on ``x``, in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``model`` on (x, y)."""
+    return float((predict_logits(model, x).argmax(1) == y).float().mean())

@@ -1,0 +1,71 @@
+"""The command line: one-line errors that name the fix, non-zero exit codes, the zoo commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from uapfp.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [l for l in err.splitlines() if l.startswith("uapfp: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_missing_dataset(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("UAPFP_OFFLINE", "1")
+    monkeypatch.delenv("UAPFP_DATA", raising=False)
+    monkeypatch.setattr("uapfp.data.DEBIAN_FASHION_MNIST", tmp_path / "none")
+    code, _, err = _run(capsys, "-q", "zoo", "build", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "x"), "--out", str(tmp_path / "zoo"))
+    line = _one_line_error(err)
+    assert code != 0 and "apt-get install dataset-fashion-mnist" in line and "--data-dir" in line
+
+
+def test_missing_image_folder(capsys, tmp_path):
+    code, _, err = _run(capsys, "-q", "zoo", "build", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--out", str(tmp_path / "zoo"))
+    assert code != 0 and "train/ and test/" in _one_line_error(err)
+
+
+def test_unknown_architecture(capsys, tmp_path):
+    code, _, err = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--archs", "A,Q", "--out", str(tmp_path / "zoo"))
+    line = _one_line_error(err)
+    assert code != 0 and "unknown architecture 'Q'" in line and "package.module:factory" in line
+
+
+def test_unwritable_output(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--out", str(blocker / "zoo"))
+    line = _one_line_error(err)
+    assert code != 0 and "cannot write to" in line and "--out" in line
+
+
+def test_console_entry_point_exit_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "uapfp", "zoo", "list", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "no zoo.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_zoo_build_and_list(capsys, tmp_path):
+    code, out, _ = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--archs", "C", "--piracy", "1", "--homologous", "1",
+                        "--attacks", "copycat", "--epochs", "1", "--out", str(tmp_path / "zoo"))  # fmt: skip
+    assert code == 0 and "piracy-C-adam-00" in out
+    code, out, _ = _run(capsys, "zoo", "list", str(tmp_path / "zoo"))
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["id", "role", "arch"] and "victim" in out
+
+
+@pytest.mark.parametrize("argv", [["verify", "--kit", "nowhere", "--suspect", "x.json"], ["evaluate", "--kit", "nowhere", "--zoo", "z"]])
+def test_missing_kit(capsys, argv):
+    code, _, err = _run(capsys, *argv)
+    assert code != 0 and "uapfp protect" in _one_line_error(err)

@@ -1,0 +1,91 @@
+"""Extraction attacks see the victim only through queries, and every query is counted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from uapfp.archs import create_model
+from uapfp.data import load_dataset
+from uapfp.extraction import create_attack, list_attacks
+from uapfp.suspects import FunctionSuspect
+from uapfp.training import TrainConfig, predict_logits, train_model
+
+SMALL = {
+    "knockoff": {"budget": 1500},
+    "copycat": {"budget": 1500},
+    "jbda": {"seed_size": 400, "rounds": 2, "round_epochs": 1},
+    "cloudleak": {"natural": 800, "adversarial": 400, "steps": 2},
+}
+
+
+class QueryOnly:
+    """Exposes only what an API client would see; any other attribute is an error."""
+
+    _allowed = {"queries", "num_classes", "input_shape", "output", "name"}
+
+    def __init__(self, suspect):
+        object.__setattr__(self, "_suspect", suspect)
+
+    def __call__(self, x):
+        return object.__getattribute__(self, "_suspect")(x)
+
+    def __getattr__(self, name):
+        if name in QueryOnly._allowed:
+            return getattr(object.__getattribute__(self, "_suspect"), name)
+        raise AssertionError(f"an attack reached for the oracle's {name!r}")
+
+
+@pytest.fixture(scope="module")
+def permuted_victim():
+    """A trained model whose classes are relabelled by a derangement: its answers never
+    match the pool's true labels, so a copy that used those labels would show it."""
+    ds = load_dataset("fashion-mnist-slice")
+    teacher = create_model("C")
+    train_model(teacher, ds.x_train[:3000], ds.y_train[:3000], config=TrainConfig(epochs=2, seed=0), progress=False)
+    perm = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])
+    seen = {"rows": 0}
+
+    def answer(x):
+        seen["rows"] += len(x)
+        # probs[:, perm[j]] = teacher's probability of class j, i.e. class j is answered as perm[j]
+        p = torch.softmax(teacher(x), dim=1)
+        return torch.zeros_like(p).index_copy_(1, perm, p)
+
+    return ds, teacher, perm, seen, answer
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_attack_uses_only_queries(name, permuted_victim):
+    ds, teacher, perm, seen, answer = permuted_victim
+    for p in teacher.parameters():
+        p.grad = None
+    suspect = FunctionSuspect(answer, input_shape=(1, 28, 28), num_classes=10, name="victim")
+    pool = ds.x_train[3000:5000].clone()  # images only: the attack never gets labels
+    before = seen["rows"]
+    attack = create_attack(name, **SMALL[name])
+    result = attack.run(QueryOnly(suspect), pool, make_model=lambda: create_model("C"),
+                        train=TrainConfig(epochs=2, seed=1), progress=False)  # fmt: skip
+    # every query was counted, and the counter agrees with what the victim actually answered
+    assert result.queries == suspect.queries == seen["rows"] - before > 0
+    if name in ("knockoff", "copycat"):
+        assert result.queries == 1500
+    # the victim's weights were never used for gradients
+    assert all(p.grad is None for p in teacher.parameters())
+    # the copy follows the victim's (permuted) answers, not the pool's true labels
+    x_test, y_test = ds.x_test, ds.y_test
+    copy_pred = predict_logits(result.model, x_test).argmax(1)
+    victim_pred = perm[predict_logits(teacher, x_test).argmax(1)]
+    fidelity = float((copy_pred == victim_pred).float().mean())
+    true_acc = float((copy_pred == y_test).float().mean())
+    assert fidelity > 0.6, fidelity
+    assert true_acc < 0.15, true_acc
+
+
+def test_unknown_attack_and_bad_hyperparameters():
+    from uapfp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown extraction attack"):
+        create_attack("nope")
+    with pytest.raises(ConfigError, match="bad hyperparameters"):
+        create_attack("jbda", nonsense=1)

@@ -1,0 +1,85 @@
+"""Building a zoo: cards, resume after an interruption, nothing half-written read as finished."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import uapfp.zoo as zoo_mod
+from uapfp.zoo import Zoo, build_zoo, card_is_finished, load_model_from_card, plan_jobs, preset, zoo_table
+
+MINI = dict(archs=("C",), optimizers=("adam",), piracy_per_cell=1, homologous_per_cell=2, epochs=1,
+            attacks=("knockoff",), attack_options={"knockoff": {"budget": 500}})  # fmt: skip
+
+
+def test_plan_is_deterministic_and_spreads_attacks():
+    cfg = preset("small")
+    jobs = plan_jobs(cfg)
+    assert jobs == plan_jobs(cfg)
+    assert len(jobs) == 5 * 3 * (2 + 2)
+    for arch in "ABCDE":
+        attacks = {j.attack for j in jobs if j.arch == arch and j.role == "piracy"}
+        assert attacks == {"knockoff", "copycat", "jbda", "cloudleak"}, (arch, attacks)
+    assert {j.batch_size for j in jobs} <= {64, 128, 256}
+    paper = plan_jobs(preset("paper"))
+    assert {j.arch for j in paper} == {"B", "C", "D", "E"} and len(paper) == 4 * 3 * 20
+
+
+def test_build_cards_and_resume_after_interruption(tmp_path, monkeypatch):
+    cfg = preset("tiny", **MINI)
+    real_train_job = zoo_mod._train_job
+    calls = []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(args[2].id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C mid-build
+        return real_train_job(*args, **kwargs)
+
+    monkeypatch.setattr(zoo_mod, "_train_job", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        build_zoo(tmp_path, cfg, progress=False)
+    first, second, third = [j.id for j in plan_jobs(cfg)]
+    assert card_is_finished(tmp_path / "models" / "victim.json")
+    assert card_is_finished(tmp_path / "models" / f"{first}.json")
+    assert not (tmp_path / "models" / f"{second}.json").exists()
+
+    # A weights file whose card says otherwise (e.g. a crash after a later rewrite) is not finished.
+    card = json.loads((tmp_path / "models" / f"{first}.json").read_text())
+    (tmp_path / "models" / card["weights"]).write_bytes(b"half-written")
+    assert not card_is_finished(tmp_path / "models" / f"{first}.json")
+
+    calls.clear()
+    monkeypatch.setattr(zoo_mod, "_train_job", lambda *a, **k: (calls.append(a[2].id), real_train_job(*a, **k))[1])
+    zoo = build_zoo(tmp_path, cfg, progress=False)
+    assert calls == [first, second, third]  # victim skipped; the damaged and unfinished ones redone
+    calls.clear()
+    build_zoo(tmp_path, cfg, progress=False)
+    assert calls == []  # everything finished: nothing retrained
+    assert {c["id"] for c in zoo.cards} == {"victim", first, second, third}
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_cards_hold_what_the_issue_lists(tmp_path):
+    zoo = build_zoo(tmp_path, preset("tiny", **MINI), progress=False)
+    pir = zoo.select("piracy")[0]
+    for key in ("role", "arch", "optimizer", "batch_size", "seed", "data", "attack", "queries", "test_accuracy",
+                "fidelity", "recovery_rate", "train_seconds", "weights_sha256"):
+        assert key in pir, key
+    assert pir["queries"] == 500 and pir["attack"]["name"] == "knockoff"
+    assert 0 < pir["fidelity"] <= 1 and pir["recovery_rate"] == pytest.approx(pir["test_accuracy"] / zoo.victim["test_accuracy"], abs=1e-4)
+    hom = zoo.select("homologous")[0]
+    assert hom["queries"] == 0 and hom["data"]["overlap"] == 0.5
+    model = load_model_from_card(pir)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    rows = zoo_table(Zoo.load(tmp_path))
+    assert [r["role"] for r in rows] == ["victim", "piracy", "homologous", "homologous"]
+
+
+def test_other_settings_refused(tmp_path):
+    from uapfp.errors import ConfigError
+
+    build_zoo(tmp_path, preset("tiny", **{**MINI, "piracy_per_cell": 0, "homologous_per_cell": 0}), progress=False)
+    with pytest.raises(ConfigError, match="other settings"):
+        build_zoo(tmp_path, preset("tiny", **{**MINI, "seed": 5}), progress=False)
