@@ -14,3 +14,54 @@ def tiny_mlp(in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_c
 def linear_classifier(num_classes: int = 10) -> nn.Module:
     """A factory that accepts only some of the keyword arguments."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
+
+
+# --------------------------------------------------------------------------- a faulty server for client tests
+
+
+def _broken_outputs():  # type: ignore[no-untyped-def]
+    import torch
+
+    return {
+        "nan": lambda x: torch.full((len(x), 10), float("nan")),
+        "negative": lambda x: torch.full((len(x), 10), -0.1),
+        "unnormalised": lambda x: torch.full((len(x), 10), 0.5),
+        "nine": lambda x: torch.full((len(x), 9), 1 / 9),
+    }
+
+
+def broken_server_app():  # type: ignore[no-untyped-def]
+    """An ASGI app answering garbage at /v2/models/{nan,negative,unnormalised,nine}.
+
+    Each model advertises 10 classes and FP32 probabilities, then answers NaN, negative
+    numbers, rows summing to 5, or 9 classes: what a buggy or hostile server could send.
+    """
+    from uapfp.serve import create_app
+    from uapfp.suspects import FunctionSuspect
+
+    class Unchecked(FunctionSuspect):
+        def check_output(self, probs, n):  # type: ignore[no-untyped-def]
+            return probs  # a server that validates nothing
+
+    apps = {
+        kind: create_app(Unchecked(fn, input_shape=(1, 28, 28), num_classes=10, name=kind), model_name=kind)
+        for kind, fn in _broken_outputs().items()
+    }
+    first = next(iter(apps.values()))
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        parts = scope.get("path", "").split("/")
+        target = apps.get(parts[3]) if len(parts) > 3 and parts[:3] == ["", "v2", "models"] else None
+        await (target or first)(scope, receive, send)
+
+    return app
+
+
+if __name__ == "__main__":  # python -m tests.helpers: serve broken_server_app on a free port
+    from uapfp.serve import run_app
+
+    run_app(
+        broken_server_app(),
+        port=0,
+        on_ready=lambda base: print(f"serving broken models at {base}/v2/models/nan", flush=True),
+    )

@@ -21,7 +21,7 @@ def test_every_registered_arch_output_shape(name, shape):
 
 def test_paper_table_1_attributes():
     def convs(m):
-        return [l for l in m.modules() if isinstance(l, nn.Conv2d)]
+        return [layer for layer in m.modules() if isinstance(layer, nn.Conv2d)]
 
     expected = {"A": (nn.ELU, False, 3, 2), "B": (nn.ELU, False, 5, 3), "C": (nn.ReLU, False, 3, 2),
                 "D": (nn.PReLU, False, 3, 4), "E": (nn.ReLU, True, 5, 2)}  # fmt: skip

@@ -17,7 +17,7 @@ def _run(capsys, *argv):
 
 
 def _one_line_error(err: str) -> str:
-    lines = [l for l in err.splitlines() if l.startswith("uapfp: error:")]
+    lines = [line for line in err.splitlines() if line.startswith("uapfp: error:")]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
@@ -26,18 +26,33 @@ def test_missing_dataset(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("UAPFP_OFFLINE", "1")
     monkeypatch.delenv("UAPFP_DATA", raising=False)
     monkeypatch.setattr("uapfp.data.DEBIAN_FASHION_MNIST", tmp_path / "none")
-    code, _, err = _run(capsys, "-q", "zoo", "build", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "x"), "--out", str(tmp_path / "zoo"))
+    code, _, err = _run(
+        capsys,
+        "-q",
+        "zoo",
+        "build",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        str(tmp_path / "x"),
+        "--out",
+        str(tmp_path / "zoo"),
+    )
     line = _one_line_error(err)
     assert code != 0 and "apt-get install dataset-fashion-mnist" in line and "--data-dir" in line
 
 
 def test_missing_image_folder(capsys, tmp_path):
-    code, _, err = _run(capsys, "-q", "zoo", "build", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--out", str(tmp_path / "zoo"))
+    code, _, err = _run(
+        capsys, "-q", "zoo", "build", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--out", str(tmp_path / "zoo")
+    )
     assert code != 0 and "train/ and test/" in _one_line_error(err)
 
 
 def test_unknown_architecture(capsys, tmp_path):
-    code, _, err = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--archs", "A,Q", "--out", str(tmp_path / "zoo"))
+    code, _, err = _run(
+        capsys, "-q", "zoo", "build", "--preset", "tiny", "--archs", "A,Q", "--out", str(tmp_path / "zoo")
+    )
     line = _one_line_error(err)
     assert code != 0 and "unknown architecture 'Q'" in line and "package.module:factory" in line
 
@@ -65,7 +80,9 @@ def test_zoo_build_and_list(capsys, tmp_path):
     assert code == 0 and out.splitlines()[0].split()[:3] == ["id", "role", "arch"] and "victim" in out
 
 
-@pytest.mark.parametrize("argv", [["verify", "--kit", "nowhere", "--suspect", "x.json"], ["evaluate", "--kit", "nowhere", "--zoo", "z"]])
+@pytest.mark.parametrize(
+    "argv", [["verify", "--kit", "nowhere", "--suspect", "x.json"], ["evaluate", "--kit", "nowhere", "--zoo", "z"]]
+)
 def test_missing_kit(capsys, argv):
     code, _, err = _run(capsys, *argv)
     assert code != 0 and "uapfp protect" in _one_line_error(err)

@@ -36,7 +36,12 @@ def test_idx_hand_made_uint8(tmp_path):
 
 
 def test_idx_big_endian_int32_and_errors():
-    raw = bytes([0, 0, 0x0C, 1]) + (2).to_bytes(4, "big") + (258).to_bytes(4, "big") + (-1).to_bytes(4, "big", signed=True)
+    raw = (
+        bytes([0, 0, 0x0C, 1])
+        + (2).to_bytes(4, "big")
+        + (258).to_bytes(4, "big")
+        + (-1).to_bytes(4, "big", signed=True)
+    )
     np.testing.assert_array_equal(parse_idx(raw), [258, -1])
     with pytest.raises(ConfigError, match="announces"):
         parse_idx(raw[:-1])

@@ -17,7 +17,7 @@ def test_plan_is_deterministic_and_spreads_attacks():
     cfg = preset("small")
     jobs = plan_jobs(cfg)
     assert jobs == plan_jobs(cfg)
-    assert len(jobs) == 5 * 3 * (2 + 2)
+    assert len(jobs) == 5 * 3 * (2 + 3)
     for arch in "ABCDE":
         attacks = {j.attack for j in jobs if j.arch == arch and j.role == "piracy"}
         assert attacks == {"knockoff", "copycat", "jbda", "cloudleak"}, (arch, attacks)
@@ -64,11 +64,26 @@ def test_build_cards_and_resume_after_interruption(tmp_path, monkeypatch):
 def test_cards_hold_what_the_issue_lists(tmp_path):
     zoo = build_zoo(tmp_path, preset("tiny", **MINI), progress=False)
     pir = zoo.select("piracy")[0]
-    for key in ("role", "arch", "optimizer", "batch_size", "seed", "data", "attack", "queries", "test_accuracy",
-                "fidelity", "recovery_rate", "train_seconds", "weights_sha256"):
+    for key in (
+        "role",
+        "arch",
+        "optimizer",
+        "batch_size",
+        "seed",
+        "data",
+        "attack",
+        "queries",
+        "test_accuracy",
+        "fidelity",
+        "recovery_rate",
+        "train_seconds",
+        "weights_sha256",
+    ):
         assert key in pir, key
     assert pir["queries"] == 500 and pir["attack"]["name"] == "knockoff"
-    assert 0 < pir["fidelity"] <= 1 and pir["recovery_rate"] == pytest.approx(pir["test_accuracy"] / zoo.victim["test_accuracy"], abs=1e-4)
+    assert 0 < pir["fidelity"] <= 1 and pir["recovery_rate"] == pytest.approx(
+        pir["test_accuracy"] / zoo.victim["test_accuracy"], abs=1e-4
+    )
     hom = zoo.select("homologous")[0]
     assert hom["queries"] == 0 and hom["data"]["overlap"] == 0.5
     model = load_model_from_card(pir)

@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import UapfpError
+from .errors import ConfigError, UapfpError
 
 log = logging.getLogger("uapfp")
+
+EXIT_ERROR = 2  # a UapfpError: bad input, bad suspect, tampered kit (one line on stderr)
+EXIT_INCONCLUSIVE = 3  # verify ran but could not decide (query budget exhausted)
+EXIT_CODES = (
+    "exit codes: 0 done (verify: verdict piracy or not shown), 2 error (one line on stderr), "
+    "3 inconclusive (query budget exhausted), 130 interrupted"
+)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -73,7 +80,7 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(format_table(rows))
+        print(format_table(rows, markdown=args.markdown))
         missing = len(zoo.info.get("jobs", [])) + 1 - len(zoo.cards)
         if missing > 0:
             print(f"\n{missing} planned models are not finished; rerun uapfp zoo build to resume")
@@ -156,6 +163,57 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         write_json(out, {**verdict.to_dict(), "query_log": str(qlog) if qlog else None})
         print(f"verdict written to {out}" + (f", queries logged to {qlog}" if qlog else ""))
+    return _verdict_code(verdict)
+
+
+def _verdict_code(verdict) -> int:  # type: ignore[no-untyped-def]
+    from .verify import INCONCLUSIVE
+
+    if verdict.verdict == INCONCLUSIVE:
+        print(f"uapfp: inconclusive: {verdict.message}", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+    return 0
+
+
+def cmd_recheck(args: argparse.Namespace) -> int:
+    from .kit import Kit
+    from .verify import recheck_query_log
+
+    verdict = recheck_query_log(Kit.load(args.kit), args.log, alpha=args.alpha)
+    print(verdict.render())
+    if args.json:
+        from .storage import write_json
+
+        write_json(args.json, {**verdict.to_dict(), "query_log": str(args.log)})
+        print(f"verdict written to {args.json}")
+    return _verdict_code(verdict)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import Faults, serve
+
+    shape = None
+    if args.input_shape:
+        try:
+            c, h, w = (int(v) for v in args.input_shape.split(","))
+        except ValueError:
+            raise ConfigError(f"--input-shape must be C,H,W (three integers), got {args.input_shape!r}") from None
+        shape = (c, h, w)
+    faults = Faults(
+        fail_rate=args.fail_rate, slow_rate=args.slow_rate, slow_seconds=args.slow_seconds, seed=args.fault_seed
+    )
+
+    def ready(url: str) -> None:
+        print(f"serving {args.spec} at {url}", flush=True)
+
+    try:
+        serve(
+            args.spec, port=args.port, host=args.host, output=args.outputs, model_name=args.model_name,
+            weights=args.weights, input_shape=shape, num_classes=args.classes, faults=faults,
+            int_labels=args.int_labels, token_env=args.token_env, on_ready=ready,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
+        pass
     return 0
 
 
@@ -185,6 +243,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out=args.out, data_dir=args.data_dir, progress=not args.quiet, full=False if args.slice else None)
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import datetime as _dt
+
+    from .bench import EXPERIMENTS, machine
+    from .storage import write_json
+
+    start = time.perf_counter()
+    report = EXPERIMENTS[args.experiment].run(args)
+    report["machine"] = machine()
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    report["command"] = "uapfp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("uapfp") else None
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        write_json(args.out, report)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -192,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uapfp",
         description="Tell whether a suspect classifier was stolen from yours (UAP fingerprints, Peng et al. CVPR 2022).",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"uapfp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -228,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = zoo.add_parser("list", help="print a zoo as a table")
     p.add_argument("zoo", help="zoo folder")
     p.add_argument("--json", action="store_true", help="print JSON rows")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.set_defaults(func=cmd_zoo_list)
 
     p = sub.add_parser("protect", help="build a verification kit from a zoo")
@@ -249,14 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_protect)
 
-    p = sub.add_parser("verify", help="verify one suspect against a kit")
+    p = sub.add_parser("verify", help="verify one suspect against a kit", epilog=EXIT_CODES)
     p.add_argument("--kit", required=True)
     p.add_argument(
         "--suspect", required=True, help="zoo card .json, module:factory, torchscript:PATH, onnx:PATH or http(s)://..."
     )
     p.add_argument("--weights", default=None, help="weights for a module:factory suspect (.safetensors)")
     p.add_argument(
-        "--outputs", default=None, help="what the suspect returns: probs (default), topk:K, label; onnx also logits"
+        "--outputs",
+        default=None,
+        help="what the suspect returns: probs, topk:K or label (default: probs; HTTP: what the server "
+        "advertises); ONNX also logits (default: detected)",
     )
     p.add_argument("--fingerprints", type=int, default=None, help="fingerprints to use (default: the kit's, 20)")
     p.add_argument("--alpha", type=float, default=None)
@@ -271,6 +356,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=200, help="HTTP: images per request")
     p.set_defaults(func=cmd_verify)
 
+    p = sub.add_parser("recheck", help="recompute a verdict from a query log and the kit", epilog=EXIT_CODES)
+    p.add_argument("--kit", required=True)
+    p.add_argument("--log", required=True, help="the JSON Lines query log written by uapfp verify")
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--json", default=None, help="write the recomputed verdict here")
+    p.set_defaults(func=cmd_recheck)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a suspect over HTTP (Open Inference Protocol / KServe v2) for tests and demos",
+        epilog="Prints 'serving SPEC at URL' when ready. Fault injection is for testing clients.",
+    )
+    p.add_argument("spec", help="zoo card .json, module:factory (with --weights), torchscript:PATH or onnx:PATH")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port; the URL printed names it)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--outputs", default=None, help="answers: probs (default), topk:K or label")
+    p.add_argument("--int-labels", action="store_true", help="with --outputs label: answer INT64 class indices")
+    p.add_argument("--model-name", default=None, help="NAME in /v2/models/NAME (default: card id or file name)")
+    p.add_argument("--weights", default=None, help="weights for a module:factory spec (.safetensors)")
+    p.add_argument("--input-shape", default=None, help="C,H,W when the spec does not carry it (a card does)")
+    p.add_argument("--classes", type=int, default=None, help="K when the spec does not carry it (a card does)")
+    p.add_argument("--token-env", default=None, help="environment variable holding the bearer token clients must send")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="testing: answer this fraction of requests with 503")
+    p.add_argument("--slow-rate", type=float, default=0.0, help="testing: answer this fraction after --slow-seconds")
+    p.add_argument("--slow-seconds", type=float, default=0.0, help="testing: the delay of slow answers")
+    p.add_argument("--fault-seed", type=int, default=0, help="testing: seed of the fault draws")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("evaluate", help="score every held-out zoo model with a kit")
     p.add_argument("--kit", required=True)
     p.add_argument("--zoo", required=True)
@@ -279,6 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", default="probs", help="simulate suspects answering probs, topk:K or label")
     p.add_argument("--json", default=None)
     p.set_defaults(func=cmd_evaluate)
+
+    from .bench import EXPERIMENTS
+
+    bench = sub.add_parser("bench", help="benchmarks (speed, detection quality); reports name the machine")
+    bsub = bench.add_subparsers(dest="experiment", required=True)
+    for exp in EXPERIMENTS.values():
+        p = bsub.add_parser(exp.name, help=exp.help)
+        exp.add_arguments(p)
+        p.add_argument("--out", default=None, help="write the JSON report here")
+        p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -289,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # one INFO line per HTTP request is noise; -v shows them
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
         code = int(args.func(args) or 0)

@@ -19,7 +19,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
-from .fingerprint import apply_output_mode
 from .suspects import OutputMode
 
 log = logging.getLogger(__name__)
@@ -122,7 +121,9 @@ class EncoderConfig:
 
     ``output_modes`` lists the answer modes fingerprints are randomly truncated to while
     training (an augmentation), so that one encoder serves suspects that return full
-    probabilities, their top k, or only a label.
+    probabilities, their top k, or only a label. ``temperature_jitter`` J > 0 re-tempers each
+    training fingerprint's probabilities, ``p ** (1 / T)`` renormalised with
+    ``log T ~ U(-J, J)``, so that the encoder cannot key on how confident an architecture is.
     """
 
     hidden: int = 512
@@ -136,6 +137,7 @@ class EncoderConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     output_modes: tuple[str, ...] = ("probs", "topk:3", "label")
+    temperature_jitter: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict[str, object]:
@@ -169,7 +171,7 @@ def train_encoder(
 
     Label 0: the victim and piracy models; label 1: homologous models. Each step draws a
     batch balanced between the two labels, every fingerprint a random (model, view) pair,
-    truncated to a random mode of ``config.output_modes``.
+    re-tempered and truncated to a random answer mode (see :func:`augment`).
     """
     if fingerprints.dim() != 3 or labels.shape != (fingerprints.shape[0],):
         raise ValueError("fingerprints must be (M, S, D) with labels (M,)")
@@ -179,8 +181,6 @@ def train_encoder(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     m_models, s_sets, dim = fingerprints.shape
-    # Pre-truncate each mode once: (modes, M, S, D).
-    variants = torch.stack([apply_output_mode(fingerprints, mode, num_classes) for mode in modes])
     encoder = config.build(dim)
     opt = torch.optim.AdamW(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
@@ -196,8 +196,7 @@ def train_encoder(
             for grp, n in zip(by_label, (half, config.batch_size - half))
         ])  # fmt: skip
         views = torch.randint(s_sets, (len(models),), generator=gen)
-        mode_idx = torch.randint(len(modes), (len(models),), generator=gen)
-        batch = variants[mode_idx, models, views]
+        batch = augment(fingerprints[models, views], modes, num_classes, config.temperature_jitter, gen)
         loss = loss_fn(encoder(batch), labels[models])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -208,6 +207,24 @@ def train_encoder(
     encoder.eval()
     log.info("encoder trained in %.1f s (final loss %.4f)", time.perf_counter() - start, float(loss.detach()))
     return encoder
+
+
+def augment(
+    batch: torch.Tensor, modes: list[OutputMode], num_classes: int, jitter: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Training augmentation of fingerprints (B, D): random temperature, then a random answer mode."""
+    out = batch.reshape(len(batch), -1, num_classes)
+    if jitter > 0:
+        log_t = (torch.rand(len(batch), 1, 1, generator=gen) * 2 - 1) * jitter
+        out = out.clamp_min(1e-12).pow(torch.exp(-log_t))
+        out = out / out.sum(-1, keepdim=True)
+    pick = torch.randint(len(modes), (len(batch),), generator=gen)
+    result = out.clone()
+    for i, mode in enumerate(modes):
+        rows = pick == i
+        if rows.any() and mode.kind != "probs":
+            result[rows] = mode.apply(out[rows].reshape(-1, num_classes)).reshape(out[rows].shape)
+    return result.reshape(len(batch), -1)
 
 
 @torch.no_grad()

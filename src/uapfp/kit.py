@@ -50,7 +50,9 @@ class ProtectConfig:
     encoder never sees them), the rest is held out for :func:`uapfp.verify.evaluate`.
     ``exclude_archs`` / ``exclude_attacks`` hold out every model of those architectures or
     attacks (leave-one-out validation); ``paper_split`` drops the victim's architecture from
-    all suspects, as the paper did.
+    all suspects, as the paper did. ``null`` is ``global`` (every calibration model) or
+    ``nearest:K`` (the K calibration models whose raw fingerprints are closest to the
+    suspect's, a null calibrated per suspect).
     """
 
     uap_method: str = "deepfool"
@@ -70,9 +72,12 @@ class ProtectConfig:
     paper_split: bool = False
     alpha: float = 0.05
     fingerprints: int = 20
+    null: str = "global"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.null != "global" and not (self.null.startswith("nearest:") and self.null[8:].isdigit()):
+            raise ConfigError(f"null must be 'global' or 'nearest:K', not {self.null!r}")
         if self.uap_method not in UAP_METHODS:
             raise ConfigError(f"unknown UAP method {self.uap_method!r}; use {', '.join(UAP_METHODS)}")
         if self.norm not in NORMS:
@@ -227,6 +232,23 @@ class Kit:
         null = embed(self.encoder, apply_output_mode(self.null_fingerprints[:, :n], mode, self.num_classes))
         return (null * ref[None]).sum(-1)
 
+    def null_for(self, f_suspect: torch.Tensor, mode: OutputMode | str = "probs") -> torch.Tensor:
+        """The null similarities (H', S') a suspect with raw fingerprints (S', D) is tested against.
+
+        ``global``: every calibration model. ``nearest:K``: the K calibration models whose raw
+        fingerprints (in the suspect's answer mode) have the highest mean cosine with the
+        suspect's.
+        """
+        n = f_suspect.shape[0]
+        null = self.null_similarities(mode, n)
+        rule = self.config.null
+        if rule == "global":
+            return null
+        k = min(int(rule.split(":")[1]), null.shape[0])
+        raw = apply_output_mode(self.null_fingerprints[:, :n], mode, self.num_classes)
+        closeness = torch.nn.functional.cosine_similarity(raw, f_suspect[None], dim=-1).mean(dim=1)
+        return null[closeness.topk(k).indices]
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Kit:
         """Load a kit, refusing it when any file differs from its manifest."""
@@ -309,27 +331,26 @@ def _versions() -> dict[str, str]:
     }
 
 
-def protect(
-    zoo: Zoo | str | os.PathLike[str],
-    out: str | os.PathLike[str] | None,
-    *,
-    config: ProtectConfig = ProtectConfig(),
-    data_dir: str | None = None,
-    progress: bool = True,
-) -> Kit:
-    """Build a kit from a zoo: UAP, probes, fingerprints, encoder, null; save it to ``out``."""
-    zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
-    if out is not None:
-        ensure_writable_dir(Path(out))
-    start = time.perf_counter()
-    vcard = zoo.victim
-    victim = load_model_from_card(vcard)
+@dataclass
+class Profile:
+    """The victim's UAP, the probe images (S, N, C, H, W) and the zoo's fingerprints on them."""
+
+    uap: UAPResult
+    images: torch.Tensor
+    fingerprints: dict[str, torch.Tensor]
+    input_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+
+
+def profile_zoo(
+    zoo: Zoo, config: ProtectConfig = ProtectConfig(), *, data_dir: str | None = None, progress: bool = True
+) -> Profile:
+    """Compute the victim's UAP and probes, and fingerprint every zoo model (cached in the zoo)."""
+    victim = load_model_from_card(zoo.victim)
     data = zoo.load_dataset(data_dir)
-    splits = zoo.splits()
-    x_v = data.x_train[splits["victim"]]
+    x_v = data.x_train[zoo.splits()["victim"]]
     gen = torch.Generator().manual_seed(config.seed)
     uap_x = x_v[torch.randperm(len(x_v), generator=gen)[: config.uap_images]]
-
     log.info("computing the UAP (%s, %s, xi=%g) on %d images", config.uap_method, config.norm, config.xi, len(uap_x))
     if config.uap_method == "deepfool":
         uap: UAPResult = UAP_METHODS["deepfool"](
@@ -340,8 +361,7 @@ def protect(
         uap = UAP_METHODS["sgd"](
             victim, uap_x, xi=config.xi, norm=config.norm, x_val=data.x_test, seed=config.seed, progress=progress
         )
-    log.info("UAP fooling rate %.3f (held-out test set) in %.1f s", uap.fooling_rate_val, uap.seconds)
-
+    log.info("UAP fooling rate %.3f on the held-out test set (%.1f s)", uap.fooling_rate_val, uap.seconds)
     probes = select_probes(
         victim,
         x_v,
@@ -350,10 +370,17 @@ def protect(
         n_neighbors=config.n_neighbors,
         seed=config.seed,
     )
-    images = x_v[probes.sets]  # (S, N, C, H, W)
-
-    assignment = split_models(zoo.cards, config, vcard["arch"])
+    images = x_v[probes.sets]
     fps = zoo_fingerprints(zoo, uap.v, images, progress=progress)
+    return Profile(uap, images, fps, data.input_shape, tuple(data.classes))
+
+
+def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(), *, progress: bool = True) -> Kit:
+    """Split the zoo's models, train the encoder and calibrate the null: an unsaved kit."""
+    start = time.perf_counter()
+    vcard = zoo.victim
+    fps = profile.fingerprints
+    assignment = split_models(zoo.cards, config, vcard["arch"])
     train_ids = sorted(i for i, part in assignment.items() if part == "train")
     cal_ids = sorted(i for i, part in assignment.items() if part == "calibration")
     if not cal_ids:
@@ -361,46 +388,58 @@ def protect(
     role = {c["id"]: c["role"] for c in zoo.cards}
     ids = [vcard["id"], *train_ids]
     labels = torch.tensor([0 if role[i] in ("victim", "piracy") else 1 for i in ids])
+    num_classes = len(profile.classes)
     encoder = train_encoder(
-        torch.stack([fps[i] for i in ids]),
-        labels,
-        num_classes=data.num_classes,
-        config=config.encoder,
-        progress=progress,
+        torch.stack([fps[i] for i in ids]), labels, num_classes=num_classes, config=config.encoder, progress=progress
     )
     info = {
         "format": KIT_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-        "classes": list(data.classes),
+        "input_shape": list(profile.input_shape),
+        "num_classes": num_classes,
+        "classes": list(profile.classes),
         "dataset": zoo.config.dataset,
         "victim": {k: vcard.get(k) for k in ("id", "arch", "test_accuracy", "weights_sha256")},
         "zoo": str(zoo.path),
         "config": config.to_dict(),
-        "uap": uap.summary(),
+        "uap": profile.uap.summary(),
         "models": {
-            "train": train_ids,
-            "calibration": cal_ids,
-            "heldout": sorted(i for i, p in assignment.items() if p == "heldout"),
-            "excluded": sorted(i for i, p in assignment.items() if p == "excluded"),
-        },  # fmt: skip
+            part: sorted(i for i, p in assignment.items() if p == part)
+            for part in ("train", "calibration", "heldout", "excluded")
+        },
         "versions": _versions(),
-        "build_seconds": None,
     }
     kit = Kit(
         path=None,
         info=info,
-        v=uap.v,
-        probe_images=images,
+        v=profile.uap.v,
+        probe_images=profile.images,
         encoder=encoder,
         victim_fingerprints=fps[vcard["id"]],
         null_fingerprints=torch.stack([fps[i] for i in cal_ids]),
         sha256="",
     )
-    info["build_seconds"] = round(time.perf_counter() - start, 1)
     null = kit.null_similarities()
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
+    info["encoder_seconds"] = round(time.perf_counter() - start, 1)
+    return kit
+
+
+def protect(
+    zoo: Zoo | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    *,
+    config: ProtectConfig = ProtectConfig(),
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> Kit:
+    """Build a kit from a zoo (UAP, probes, fingerprints, encoder, null) and save it to ``out``."""
+    zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
+    if out is not None:
+        ensure_writable_dir(Path(out))
+    start = time.perf_counter()
+    kit = fit_kit(zoo, profile_zoo(zoo, config, data_dir=data_dir, progress=progress), config, progress=progress)
+    kit.info["build_seconds"] = round(time.perf_counter() - start, 1)
     if out is not None:
         kit.save(out)
     return kit

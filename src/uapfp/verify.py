@@ -28,7 +28,7 @@ from .encoder import FingerprintEncoder, embed
 from .errors import BudgetExhaustedError, ConfigError, SuspectError
 from .fingerprint import apply_output_mode, probe_batch
 from .kit import Kit
-from .suspects import Suspect, TorchSuspect
+from .suspects import OutputMode, Suspect, TorchSuspect
 
 PIRACY = "piracy"
 NOT_SHOWN = "not shown"
@@ -138,7 +138,10 @@ def open_suspect(
     - ``http(s)://host:port/v2/models/NAME``: an Open Inference Protocol server.
 
     ``output`` is the answer mode (``probs``, ``topk:K``, ``label``); for ONNX it may also be
-    ``logits`` (see :class:`~uapfp.suspects.OnnxSuspect`).
+    ``logits`` (see :class:`~uapfp.suspects.OnnxSuspect`); None means the backend's default
+    (probabilities; for HTTP the mode the server advertises). ``backend_options`` go to the
+    HTTP or ONNX backend (``timeout``, ``retries``, ``concurrency``, ``batch_size``...).
+    No spec is ever unpickled: weights are safetensors or ``torch.load(weights_only=True)``.
     """
     from .archs import create_model
     from .storage import load_state_dict
@@ -148,12 +151,20 @@ def open_suspect(
     if spec.startswith(("http://", "https://")):
         from .suspects import HttpSuspect
 
-        return HttpSuspect(spec, output=output or "probs", **common, **backend_options)
+        if output == "logits":
+            raise ConfigError("--outputs logits applies to ONNX models only; a server answers probs, topk:K or label")
+        return HttpSuspect(spec, output=output, **common, **backend_options)
     if spec.startswith("onnx:") or spec.endswith(".onnx"):
         from .suspects import OnnxSuspect
 
         path = spec.removeprefix("onnx:")
-        return OnnxSuspect(path, output=output, **common)
+        return OnnxSuspect(path, output=output, **common, **backend_options)
+    if backend_options:
+        raise ConfigError(f"options {', '.join(sorted(backend_options))} apply to HTTP or ONNX suspects only")
+    if output == "logits":
+        raise ConfigError(
+            "--outputs logits applies to ONNX models only; local PyTorch models are read as logits already"
+        )
     mode = output or "probs"
     if spec.startswith("torchscript:") or (spec.endswith((".pt", ".pth", ".ts")) and ":" not in spec):
         path = Path(spec.removeprefix("torchscript:"))
@@ -216,7 +227,7 @@ def verify(
         raise SuspectError(f"suspect returns {suspect.num_classes} classes, the kit expects {kit.num_classes}")
     mode = suspect.output
     q0 = suspect.queries
-    logger = QueryLog(query_log, kit=kit, suspect=suspect) if query_log else None
+    logger = QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=alpha) if query_log else None
     got: list[torch.Tensor] = []
     message = ""
     try:
@@ -231,34 +242,69 @@ def verify(
     finally:
         if logger:
             logger.close()
+    return _score(
+        kit, got, mode=mode, alpha=alpha, n_req=n_req, name=suspect.name, queries=suspect.queries - q0,
+        start=start, message=message,
+    )  # fmt: skip
+
+
+def _score(
+    kit: Kit,
+    got: list[torch.Tensor],
+    *,
+    mode: OutputMode,
+    alpha: float,
+    n_req: int,
+    name: str,
+    queries: int,
+    start: float,
+    message: str,
+) -> Verdict:
+    """The verdict on fingerprints ``got`` (each (2 N K,)) of the first ``len(got)`` probe sets."""
     n = len(got)
     if n < 2:
         return Verdict(
-            suspect=suspect.name, verdict=INCONCLUSIVE, similarity=float("nan"), similarity_std=float("nan"),
+            suspect=name, verdict=INCONCLUSIVE, similarity=float("nan"), similarity_std=float("nan"),
             p_value=float("nan"), alpha=alpha, fingerprints=n, fingerprints_requested=n_req,
-            queries=suspect.queries - q0, output_mode=str(mode), null_mean=float("nan"), null_count=0,
+            queries=queries, output_mode=str(mode), null_mean=float("nan"), null_count=0,
             seconds=time.perf_counter() - start, kit_sha256=kit.sha256, message=message or "too few fingerprints",
         )  # fmt: skip
     f_s = torch.stack(got)
     f_v = apply_output_mode(kit.victim_fingerprints[:n], mode, kit.num_classes)
     sims = cosine_similarities(kit.encoder, f_v, f_s)
-    null = kit.null_similarities(mode, n)
+    null = kit.null_for(f_s, mode)
     p, verdict = decide(sims, null, alpha=alpha)
     if message:
         verdict = INCONCLUSIVE
     return Verdict(
-        suspect=suspect.name, verdict=verdict, similarity=float(sims.mean()),
+        suspect=name, verdict=verdict, similarity=float(sims.mean()),
         similarity_std=float(sims.std()) if n > 1 else 0.0, p_value=p, alpha=alpha, fingerprints=n,
-        fingerprints_requested=n_req, queries=suspect.queries - q0, output_mode=str(mode),
+        fingerprints_requested=n_req, queries=queries, output_mode=str(mode),
         null_mean=float(null.mean()), null_count=int(null.shape[0]), seconds=time.perf_counter() - start,
         kit_sha256=kit.sha256, per_fingerprint=[round(float(v), 6) for v in sims], message=message,
     )  # fmt: skip
 
 
 class QueryLog:
-    """JSON Lines evidence: a header (kit hash, suspect), then one line per query."""
+    """JSON Lines evidence: a header (kit hash, suspect), then one line per query.
 
-    def __init__(self, path: str | os.PathLike[str], *, kit: Kit, suspect: Suspect) -> None:
+    Header: ``{"type": "header", "format", "kit_sha256", "suspect", "output_mode", "uap_sha256",
+    "fingerprints", "alpha", "started"}``. Query lines: ``{"set", "point", "uap", "input_sha256",
+    "output"}``; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian,
+    C order) and ``output`` the answer row exactly as received (floats round-trip float32).
+    """
+
+    FORMAT = "uapfp-query-log/1"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kit: Kit,
+        suspect: Suspect,
+        fingerprints: int | None = None,
+        alpha: float | None = None,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -266,10 +312,13 @@ class QueryLog:
             json.dumps(
                 {
                     "type": "header",
+                    "format": self.FORMAT,
                     "kit_sha256": kit.sha256,
                     "suspect": suspect.name,
                     "output_mode": str(suspect.output),
                     "uap_sha256": hashlib.sha256(kit.v.numpy().tobytes()).hexdigest(),
+                    "fingerprints": fingerprints,
+                    "alpha": alpha,
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
             )
@@ -282,7 +331,7 @@ class QueryLog:
                 "set": fingerprint_set,
                 "point": i // 2,
                 "uap": bool(i % 2),
-                "input_sha256": hashlib.sha256(inputs[i].contiguous().numpy().astype("<f4").tobytes()).hexdigest(),
+                "input_sha256": _input_digest(inputs[i]),
                 "output": [float(v) for v in outputs[i]],
             }
             self._handle.write(json.dumps(row) + "\n")
@@ -291,6 +340,66 @@ class QueryLog:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
+
+
+def _input_digest(x: torch.Tensor) -> str:
+    return hashlib.sha256(x.contiguous().numpy().astype("<f4").tobytes()).hexdigest()
+
+
+def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | None = None) -> Verdict:
+    """Recompute a verdict from a query log: check that every logged query is the kit's probe
+    (by its SHA-256), rebuild the fingerprints from the logged answers and score them again.
+
+    The result equals the original verdict (bit for bit in its similarities) when the log is
+    intact; a log from another kit, a reordered or edited query is refused with a ConfigError.
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"query log {path} does not exist; write one with uapfp verify --query-log")
+    with open(path, encoding="utf-8") as handle:
+        lines = [line for line in handle if line.strip()]
+    try:
+        header = json.loads(lines[0]) if lines else None
+        rows = [json.loads(line) for line in lines[1:]]
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a JSON Lines query log ({exc})") from None
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise ConfigError(f"{path} does not start with a query log header")
+    if header.get("kit_sha256") != kit.sha256:
+        raise ConfigError(f"{path} was written with another kit (kit SHA-256 {header.get('kit_sha256')}); use that kit")
+    mode = OutputMode.parse(header.get("output_mode"))
+    alpha = alpha if alpha is not None else (header.get("alpha") or kit.config.alpha)
+    got: list[torch.Tensor] = []
+    i = 0
+    while i < len(rows):
+        s = len(got)
+        if s >= kit.n_sets:
+            raise ConfigError(f"{path} holds more probe sets than the kit ({kit.n_sets})")
+        batch = probe_batch(kit.probe_images[s], kit.v)
+        chunk = rows[i : i + len(batch)]
+        if len(chunk) < len(batch):
+            raise ConfigError(
+                f"{path} ends inside probe set {s} ({len(chunk)} of {len(batch)} queries); it is truncated"
+            )
+        outs = []
+        for j, row in enumerate(chunk):
+            if not isinstance(row, dict) or row.get("set") != s or row.get("input_sha256") != _input_digest(batch[j]):
+                raise ConfigError(
+                    f"{path} line {i + j + 2}: the query is not probe {j} of set {s} of this kit; the log was edited"
+                )
+            out = row.get("output")
+            if not isinstance(out, list) or len(out) != kit.num_classes:
+                raise ConfigError(f"{path} line {i + j + 2}: the answer does not hold {kit.num_classes} numbers")
+            outs.append(out)
+        got.append(torch.tensor(outs, dtype=torch.float32).reshape(-1))
+        i += len(batch)
+    n_req = int(header.get("fingerprints") or len(got))
+    message = "" if len(got) >= n_req else f"the log holds {len(got)} of {n_req} fingerprints (budget exhausted)"
+    return _score(
+        kit, got, mode=mode, alpha=float(alpha), n_req=n_req, name=str(header.get("suspect")),
+        queries=len(rows), start=start, message=message,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- evaluation on a zoo

@@ -122,12 +122,12 @@ PRESETS: dict[str, ZooConfig] = {
         dataset="fashion-mnist-slice",
         optimizers=("adam",),
         piracy_per_cell=2,
-        homologous_per_cell=2,
+        homologous_per_cell=3,
         attack_options=_TINY_ATTACKS,
         epochs=4,
         batch_sizes=(128,),
     ),
-    "small": ZooConfig(),
+    "small": ZooConfig(homologous_per_cell=3),
     "paper": ZooConfig(
         archs=("B", "C", "D", "E"),
         piracy_per_cell=10,
@@ -570,8 +570,8 @@ def zoo_table(zoo: Zoo, *, roles: Iterable[str] = ROLES) -> list[dict[str, Any]]
     return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """Rows of dicts as an aligned plain-text table."""
+def format_table(rows: list[dict[str, Any]], *, markdown: bool = False) -> str:
+    """Rows of dicts as an aligned plain-text (or Markdown) table."""
     if not rows:
         return "(empty)"
     cols = list(rows[0])
@@ -582,6 +582,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         return "-" if v is None else str(v)
 
     cells = [[fmt(r[c]) for c in cols] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]

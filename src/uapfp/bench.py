@@ -1,0 +1,434 @@
+"""Benchmarks: named experiments, each a function that measures and returns a JSON-able report.
+
+``uapfp bench NAME [options]`` runs one and writes its report (with the machine it ran on) to
+``--out``. Speed and detection quality are measured here, never by timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def machine() -> dict[str, Any]:
+    """What a figure was measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered benchmark: its name, what it measures, its arguments and its function."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], dict[str, Any]]
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):  # type: ignore[no-untyped-def]
+    """Decorator registering ``run(args) -> report`` as experiment ``name``."""
+
+    def wrap(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], dict[str, Any]]:
+        EXPERIMENTS[name] = Experiment(name, help, add_arguments, fn)
+        return fn
+
+    return wrap
+
+
+# --------------------------------------------------------------------------- training speed
+
+
+def _train_speed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--archs", default="A,B,C,D,E")
+    p.add_argument("--optimizers", default="sgd,adam,rmsprop")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--data-dir", default=None)
+
+
+@register(
+    "train-speed", "seconds and test accuracy of one model per architecture and optimizer on D_V", _train_speed_args
+)
+def train_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Train one model per (architecture, optimizer) on the full D_V (30,000 images)."""
+    from .archs import create_model
+    from .data import load_fashion_mnist, victim_indices
+    from .training import TrainConfig, accuracy, train_model
+
+    data = load_fashion_mnist(args.data_dir)
+    idx = torch.from_numpy(victim_indices(len(data.x_train), seed=0))
+    x, y = data.x_train[idx], data.y_train[idx]
+    rows = []
+    for arch in args.archs.split(","):
+        for opt in args.optimizers.split(","):
+            torch.manual_seed(0)
+            model = create_model(arch)
+            cfg = TrainConfig(optimizer=opt, batch_size=args.batch_size, epochs=args.epochs, seed=0)
+            start = time.perf_counter()
+            train_model(model, x, y, config=cfg, progress=False)
+            seconds = time.perf_counter() - start
+            acc = accuracy(model, data.x_test, data.y_test)
+            rows.append({"arch": arch, "optimizer": opt, "seconds": round(seconds, 1), "test_accuracy": round(acc, 4)})
+            log.info("%s %s: %.1f s, accuracy %.4f", arch, opt, seconds, acc)
+    secs = [r["seconds"] for r in rows]
+    return {
+        "experiment": "train-speed",
+        "train_images": len(x),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "rows": rows,
+        "median_seconds": statistics.median(secs),
+        "max_seconds": max(secs),
+    }
+
+
+# --------------------------------------------------------------------------- HTTP verification speed
+
+
+def _http_verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True)
+    p.add_argument("--suspect", required=True, help="what to serve: a zoo card .json (or any uapfp serve spec)")
+    p.add_argument("--weights", default=None, help="weights for a module:factory suspect")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long to keep verifying")
+    p.add_argument("--fingerprints", type=int, default=20, help="fingerprints per verification (at most the kit's)")
+    p.add_argument("--outputs", default="probs", help="the server's answers: probs, topk:K or label")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=200)
+
+
+@register(
+    "http-verify",
+    "verifications per minute, queries per second and median seconds of verify over HTTP (local uapfp serve)",
+    _http_verify_args,
+)
+def http_verify(args: argparse.Namespace) -> dict[str, Any]:
+    """Serve ``--suspect`` with ``uapfp serve`` in a subprocess and verify it over HTTP, repeatedly.
+
+    Client and server share this machine, so the figures include both sides' CPU time.
+    """
+    from .kit import Kit
+    from .serve import ServerProcess
+    from .suspects import HttpSuspect
+    from .verify import verify
+
+    kit = Kit.load(args.kit)
+    n = min(args.fingerprints, kit.n_sets)
+    if n < args.fingerprints:
+        log.warning("the kit has %d probe sets; using %d fingerprints", kit.n_sets, n)
+    options = ["--outputs", args.outputs]
+    if not args.suspect.endswith(".json"):
+        c, h, w = kit.input_shape
+        options += ["--input-shape", f"{c},{h},{w}", "--classes", str(kit.num_classes)]
+    if args.weights:
+        options += ["--weights", args.weights]
+    t0 = time.perf_counter()
+    with ServerProcess.serve(args.suspect, *options) as server:
+        startup = time.perf_counter() - t0
+
+        def once() -> Any:
+            with HttpSuspect(
+                server.url, input_shape=kit.input_shape, num_classes=kit.num_classes, output=args.outputs,
+                concurrency=args.concurrency, batch_size=args.batch_size,
+            ) as suspect:  # fmt: skip
+                return verify(kit, suspect, fingerprints=n)
+
+        once()  # warm-up: first requests, lazy imports
+        seconds, queries, verdicts = [], 0, set()
+        start = time.perf_counter()
+        while not seconds or time.perf_counter() - start < args.seconds:
+            t = time.perf_counter()
+            v = once()
+            seconds.append(time.perf_counter() - t)
+            queries += v.queries
+            verdicts.add(v.verdict)
+        wall = time.perf_counter() - start
+    return {
+        "experiment": "http-verify",
+        "suspect": args.suspect,
+        "output_mode": args.outputs,
+        "fingerprints": n,
+        "queries_per_verification": queries // len(seconds),
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "server_startup_seconds": round(startup, 2),
+        "verifications": len(seconds),
+        "wall_seconds": round(wall, 2),
+        "verifications_per_minute": round(60 * len(seconds) / wall, 2),
+        "queries_per_second": round(queries / wall, 1),
+        "median_verification_seconds": round(statistics.median(seconds), 3),
+        "max_verification_seconds": round(max(seconds), 3),
+        "verdicts": sorted(verdicts),
+    }
+
+
+# --------------------------------------------------------------------------- detection quality
+
+
+def _protect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--uap-method", default=None, choices=["deepfool", "sgd"])
+    p.add_argument("--norm", default=None, choices=["l2", "linf"])
+    p.add_argument("--xi", type=float, default=None)
+    p.add_argument("--fingerprints", type=int, default=None)
+    p.add_argument("--outputs", default="probs", help="suspects answer probs, topk:K or label")
+    p.add_argument("--paper-split", action="store_true")
+    p.add_argument("--null", default=None, help="global or nearest:K")
+    p.add_argument("--temperature-jitter", type=float, default=None)
+    p.add_argument("--encoder-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from .kit import ProtectConfig
+
+    over: dict[str, Any] = {"seed": args.seed, "paper_split": args.paper_split}
+    for name in ("uap_method", "norm", "xi", "fingerprints", "null"):
+        if getattr(args, name, None) is not None:
+            over[name] = getattr(args, name)
+    base = ProtectConfig()
+    enc: dict[str, Any] = {}
+    if getattr(args, "temperature_jitter", None) is not None:
+        enc["temperature_jitter"] = args.temperature_jitter
+    if getattr(args, "encoder_steps", None) is not None:
+        enc["steps"] = args.encoder_steps
+    if enc:
+        over["encoder"] = replace(base.encoder, **enc)
+    return replace(base, **over)
+
+
+def _fold_result(ev: Any, ids: set[str] | None = None) -> dict[str, Any]:
+    from .verify import PIRACY, auc
+
+    scores = [s for s in ev.scores if ids is None or s.id in ids]
+    pir = [s for s in scores if s.role == "piracy"]
+    hom = [s for s in scores if s.role == "homologous"]
+    mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
+    return {
+        "auc": round(auc([s.similarity for s in pir], [s.similarity for s in hom]), 4) if pir and hom else None,
+        "piracy": len(pir),
+        "homologous": len(hom),
+        "piracy_mean_similarity": mean([s.similarity for s in pir]),
+        "homologous_mean_similarity": mean([s.similarity for s in hom]),
+        "piracy_detected": sum(s.verdict == PIRACY for s in pir),
+        "piracy_max_p": max((s.p_value for s in pir), default=None),
+        "homologous_flagged": sum(s.verdict == PIRACY for s in hom),
+    }
+
+
+def _folds_args(p: argparse.ArgumentParser) -> None:
+    _protect_args(p)
+    p.add_argument("--folds", default="none,archs,attacks", help="none (the default split), archs, attacks")
+
+
+@register(
+    "detection",
+    "held-out AUC and verdicts: the default split, then leave one architecture / one attack out of the encoder",
+    _folds_args,
+)
+def detection(args: argparse.Namespace) -> dict[str, Any]:
+    """In-distribution and leave-one-out detection quality of a zoo's kits.
+
+    The UAP, probes and fingerprints are computed once; each fold trains an encoder without
+    the held-out architecture (or attack) and verifies every held-out model through
+    :func:`uapfp.verify.evaluate`. For an architecture fold the AUC compares that
+    architecture's piracy and homologous models; for an attack fold, that attack's piracy
+    models against every held-out homologous model.
+    """
+    from dataclasses import replace
+
+    from .kit import fit_kit, profile_zoo
+    from .verify import evaluate
+    from .zoo import Zoo
+
+    zoo = Zoo.load(args.zoo)
+    config = _base_config(args)
+    profile = profile_zoo(zoo, config, data_dir=args.data_dir, progress=False)
+    report: dict[str, Any] = {"experiment": "detection", "zoo": str(zoo.path), "config": config.to_dict(),
+                              "uap": profile.uap.summary(), "outputs": args.outputs, "folds": []}  # fmt: skip
+    folds = _csv(args.folds)
+    cards = {c["id"]: c for c in zoo.cards}
+    victim_arch = zoo.victim["arch"]
+    plan: list[tuple[str, str, Any]] = []
+    if "none" in folds:
+        plan.append(("default", "-", config))
+    if "archs" in folds:
+        archs = sorted({c["arch"] for c in zoo.cards if c["role"] != "victim"})
+        plan += [
+            ("arch", a, replace(config, exclude_archs=(a,)))
+            for a in archs
+            if not (config.paper_split and a == victim_arch)
+        ]
+    if "attacks" in folds:
+        attacks = sorted({(c.get("attack") or {}).get("name") for c in zoo.cards if c["role"] == "piracy"})
+        plan += [("attack", t, replace(config, exclude_attacks=(t,))) for t in attacks]
+    for kind, name, cfg in plan:
+        start = time.perf_counter()
+        kit = fit_kit(zoo, profile, cfg, progress=False)
+        kit.sha256 = "unsaved"
+        ev = evaluate(kit, zoo, output=args.outputs, fingerprints=cfg.fingerprints)
+        if kind == "arch":
+            ids = {s.id for s in ev.scores if cards[s.id]["arch"] == name}
+        elif kind == "attack":
+            ids = {
+                s.id
+                for s in ev.scores
+                if s.role == "homologous" or (cards[s.id].get("attack") or {}).get("name") == name
+            }
+        else:
+            ids = None
+        row = {
+            "fold": kind,
+            "held_out": name,
+            **_fold_result(ev, ids),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        if kind == "default":
+            row["groups"] = ev.groups
+        report["folds"].append(row)
+        log.info(
+            "fold %s %s: %s",
+            kind,
+            name,
+            {k: row[k] for k in ("auc", "piracy_mean_similarity", "homologous_mean_similarity")},
+        )
+    return report
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _uap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument(
+        "--candidates",
+        default="sgd:linf:0.1,sgd:linf:0.2,sgd:linf:0.3,sgd:l2:2,sgd:l2:4,sgd:l2:6,deepfool:linf:0.3,deepfool:l2:6",
+    )
+    p.add_argument("--uap-images", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+
+
+@register("uap", "fooling rate (held-out data) and time of UAP methods, norms and radii on a zoo's victim", _uap_args)
+def uap_choice(args: argparse.Namespace) -> dict[str, Any]:
+    """Fooling rate on the victim's held-out test set for each ``method:norm:xi`` candidate."""
+    from .uap import UAP_METHODS
+    from .zoo import Zoo, load_model_from_card
+
+    zoo = Zoo.load(args.zoo)
+    victim = load_model_from_card(zoo.victim)
+    data = zoo.load_dataset(args.data_dir)
+    x_v = data.x_train[zoo.splits()["victim"]]
+    gen = torch.Generator().manual_seed(args.seed)
+    x = x_v[torch.randperm(len(x_v), generator=gen)[: args.uap_images]]
+    rows = []
+    for cand in _csv(args.candidates):
+        method, norm, xi = cand.split(":")
+        res = UAP_METHODS[method](victim, x, xi=float(xi), norm=norm, x_val=data.x_test, seed=args.seed)
+        rows.append(res.summary())
+        log.info("%s: fooling rate %.3f (%.1f s)", cand, res.fooling_rate_val, res.seconds)
+    return {"experiment": "uap", "zoo": str(zoo.path), "uap_images": len(x), "rows": rows}
+
+
+def _robust_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True)
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--modifications", default="finetune:2,prune:0.3,prune:0.6,quantize:8,quantize:4")
+    p.add_argument("--finetune-images", type=int, default=5000, help="the thief's own labelled images")
+    p.add_argument("--outputs", default="probs")
+
+
+@register("robustness", "verdicts on held-out models after fine-tuning, pruning and quantization", _robust_args)
+def robustness(args: argparse.Namespace) -> dict[str, Any]:
+    """Modify every held-out piracy and homologous model and verify the copies.
+
+    Fine-tuning uses ``--finetune-images`` images of the attacker's pool with their true
+    labels (the thief's own labelled data), which moves a copy away from the victim.
+    """
+    from .kit import Kit
+    from .modify import create_modification
+    from .suspects import TorchSuspect
+    from .verify import PIRACY, auc, verify
+    from .zoo import Zoo, load_model_from_card
+
+    kit = Kit.load(args.kit)
+    zoo = Zoo.load(args.zoo)
+    data = zoo.load_dataset(args.data_dir)
+    pool = zoo.splits()["pool"]
+    gen = torch.Generator().manual_seed(0)
+    pick = pool[torch.randperm(len(pool), generator=gen)[: args.finetune_images]]
+    x_ft, y_ft = data.x_train[pick], data.y_train[pick]
+    held = set(kit.info["models"]["heldout"])
+    cards = [c for c in zoo.cards if c["id"] in held and c["role"] in ("piracy", "homologous")]
+    rows = []
+    for spec in ("none", *_csv(args.modifications)):
+        mod = None if spec == "none" else create_modification(spec)
+        scores = []
+        for card in cards:
+            model = load_model_from_card(card)
+            if mod is not None:
+                model = mod.apply(model, x=x_ft, y=y_ft, seed=card["seed"])
+            acc = (
+                float((model(data.x_test).argmax(1) == data.y_test).float().mean())
+                if len(data.x_test) <= 20000
+                else None
+            )
+            v = verify(
+                kit,
+                TorchSuspect(
+                    model,
+                    input_shape=kit.input_shape,
+                    num_classes=kit.num_classes,
+                    output=args.outputs,
+                    name=card["id"],
+                ),
+            )
+            scores.append((card["role"], v.similarity, v.verdict, acc))
+        pir = [s for s in scores if s[0] == "piracy"]
+        hom = [s for s in scores if s[0] == "homologous"]
+        row = {
+            "modification": spec,
+            "auc": round(auc([s[1] for s in pir], [s[1] for s in hom]), 4),
+            "piracy_mean_similarity": round(sum(s[1] for s in pir) / len(pir), 4),
+            "piracy_detected": f"{sum(s[2] == PIRACY for s in pir)}/{len(pir)}",
+            "homologous_mean_similarity": round(sum(s[1] for s in hom) / len(hom), 4),
+            "homologous_flagged": f"{sum(s[2] == PIRACY for s in hom)}/{len(hom)}",
+            "piracy_mean_accuracy": round(sum(s[3] for s in pir) / len(pir), 4),
+        }
+        rows.append(row)
+        log.info("%s: %s", spec, row)
+    return {"experiment": "robustness", "kit": str(kit.path), "outputs": args.outputs, "rows": rows}

@@ -1,0 +1,443 @@
+"""The reference Open Inference Protocol (KServe v2 REST) server, and a client-side launcher.
+
+``uapfp serve SPEC`` puts any suspect spec (a zoo card, an ONNX file, a factory with
+weights...) behind the endpoints Triton, KServe and MLServer speak, so that HTTP verification
+can be tested and benchmarked end to end. Answers are computed by the same
+:class:`~uapfp.suspects.Suspect` as local verification, so they are bit-identical to it.
+
+Fault injection (for tests): a seeded fraction of inference requests fails with 503, and
+another fraction is answered only after a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import queue
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, SuspectError, UapfpError
+from .suspects import Suspect
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "input"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_URL_RE = re.compile(r"(https?://\S+/v2/models/[A-Za-z0-9_.-]+)")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection: ``fail_rate`` of inference requests get a 503; ``slow_rate`` of them
+    are answered after ``slow_seconds``; draws come from a generator seeded by ``seed``."""
+
+    fail_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "slow_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(self, name)}")
+        if self.slow_seconds < 0:
+            raise ConfigError(f"--slow-seconds must be >= 0, got {self.slow_seconds}")
+
+
+def _json(data: Any, status: int = 200) -> Any:
+    from starlette.responses import Response
+
+    # allow_nan: a server must be able to send what its model computed; clients validate it.
+    return Response(json.dumps(data, separators=(",", ":")), status_code=status, media_type="application/json")
+
+
+def _error(message: str, status: int) -> Any:
+    return _json({"error": message}, status)
+
+
+def create_app(
+    suspect: Suspect,
+    *,
+    model_name: str = "model",
+    faults: Faults | None = None,
+    int_labels: bool = False,
+    max_batch: int = 4096,
+    token: str | None = None,
+) -> Any:
+    """A Starlette app serving ``suspect`` as model ``model_name`` (Open Inference Protocol v2).
+
+    Endpoints: ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2/models/{name}``
+    (metadata; ``parameters.output_mode`` says what answers hold), ``GET /v2/models/{name}/ready``
+    and ``POST /v2/models/{name}/infer``. Malformed requests get 400, unknown models 404, each
+    with a JSON ``{"error": ...}``. With ``int_labels`` a label-mode model answers INT64
+    class indices (n,) instead of one-hot FP32 rows (n, K). With ``token`` the model endpoints
+    require ``Authorization: Bearer TOKEN`` (401 otherwise); health checks stay open.
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    if not _NAME_RE.match(model_name):
+        raise ConfigError(f"model name {model_name!r} must be letters, digits, '_', '.' or '-'")
+    if int_labels and suspect.output.kind != "label":
+        raise ConfigError("--int-labels needs --outputs label")
+    faults = faults or Faults()
+    rng = random.Random(faults.seed)  # handlers run on the event loop: one thread draws
+    c, h, w = suspect.input_shape
+    k = suspect.num_classes
+    max_body = 64 * max_batch * c * h * w + (1 << 20)  # generous: ~25 bytes a float in JSON
+    metadata = {
+        "name": model_name,
+        "versions": ["1"],
+        "platform": "uapfp",
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, c, h, w]}],
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [-1]}
+            if int_labels
+            else {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]}
+        ],
+        "parameters": {"output_mode": str(suspect.output), "max_batch_size": max_batch},
+    }
+
+    def known(request: Request) -> Any:
+        """None when the request may go on, else the error answer (401 or 404)."""
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _error("missing or wrong bearer token", 401)
+        name = request.path_params["name"]
+        return None if name == model_name else _error(f"unknown model {name!r}; this server serves {model_name!r}", 404)
+
+    async def live(request: Request) -> Any:
+        return _json({"live": True})
+
+    async def ready(request: Request) -> Any:
+        return _json({"ready": True})
+
+    async def server_metadata(request: Request) -> Any:
+        from . import __version__
+
+        return _json({"name": "uapfp", "version": __version__, "extensions": []})
+
+    async def model_metadata(request: Request) -> Any:
+        if refused := known(request):
+            return refused
+        return _json(metadata)
+
+    async def model_ready(request: Request) -> Any:
+        if refused := known(request):
+            return refused
+        return _json({"name": model_name, "ready": True})
+
+    async def infer(request: Request) -> Any:
+        if refused := known(request):
+            return refused
+        if faults.fail_rate and rng.random() < faults.fail_rate:
+            return _error("injected failure (--fail-rate)", 503)
+        if faults.slow_rate and rng.random() < faults.slow_rate:
+            await asyncio.sleep(faults.slow_seconds)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_body:
+            return _error(f"request body of {length} bytes is too large; send at most {max_batch} images", 413)
+        body = await request.body()
+        if len(body) > max_body:
+            return _error(f"request body is too large; send at most {max_batch} images", 413)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(f"malformed JSON: {exc}", 400)
+        x = _parse_request(payload, shape=(c, h, w), max_batch=max_batch)
+        if isinstance(x, str):
+            return _error(x, 400)
+        try:
+            x = suspect.check_input(x)
+        except SuspectError as exc:
+            return _error(str(exc), 400)
+        try:
+            out = await run_in_threadpool(suspect, x)
+        except UapfpError as exc:
+            log.error("inference failed: %s", exc)
+            return _error(f"the model failed: {exc}", 500)
+        if int_labels:
+            output = {"name": "label", "datatype": "INT64", "shape": [len(x)], "data": out.argmax(dim=1).tolist()}
+        else:
+            # tolist() turns each float32 into the double of the same value; its JSON repr is exact.
+            output = {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": list(out.shape),
+                "data": out.reshape(-1).tolist(),
+            }
+        answer: dict[str, Any] = {"model_name": model_name, "model_version": "1", "outputs": [output]}
+        if isinstance(payload.get("id"), str):
+            answer["id"] = payload["id"]
+        return _json(answer)
+
+    async def http_error(request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, HTTPException)
+        return _error(f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> Any:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(f"internal server error ({type(exc).__name__})", 500)
+
+    routes = [
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+
+
+def _parse_request(payload: Any, *, shape: tuple[int, int, int], max_batch: int) -> torch.Tensor | str:
+    """The request's images (n, C, H, W), or the message of a 400 answer."""
+    expected = f"[n, {', '.join(map(str, shape))}]"
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
+        return 'the request needs "inputs": [{"name", "shape", "datatype", "data"}]'
+    inputs = payload["inputs"]
+    if len(inputs) != 1 or not isinstance(inputs[0], dict):
+        return f"this model takes one input, {INPUT_NAME!r}; got {len(inputs)}"
+    inp = inputs[0]
+    if inp.get("name", INPUT_NAME) != INPUT_NAME:
+        return f"unknown input {inp.get('name')!r}; this model's input is {INPUT_NAME!r}"
+    if inp.get("datatype") != "FP32":
+        return f"input datatype must be FP32, got {inp.get('datatype')!r}"
+    dims = inp.get("shape")
+    if (
+        not isinstance(dims, list)
+        or len(dims) != 4
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
+        or tuple(dims[1:]) != shape
+        or dims[0] < 0
+    ):
+        return f"input shape must be {expected}, got {dims}"
+    if dims[0] > max_batch:
+        return f"at most {max_batch} images per request, got {dims[0]}"
+    try:
+        data = np.asarray(inp.get("data"), dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        return "input data must be a list of numbers"
+    if data.size != int(np.prod(dims)):
+        return f"input data holds {data.size} values, shape {dims} needs {int(np.prod(dims))}"
+    return torch.from_numpy(data.reshape(dims))
+
+
+# --------------------------------------------------------------------------- running a server
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free port), or a ConfigError naming the fix."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+        ) from None
+    return sock
+
+
+def run_app(
+    app: Any, *, host: str = "127.0.0.1", port: int = 8000, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Serve ``app`` with uvicorn until interrupted; ``on_ready(base_url)`` once it accepts requests."""
+    import uvicorn
+
+    sock = bind_socket(host, port)
+    actual = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{actual}"
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_ready is not None:
+                on_ready(base)
+
+    config = uvicorn.Config(app, log_config=None, access_log=log.isEnabledFor(logging.INFO), lifespan="off")
+    try:
+        _Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def serve(
+    spec: str,
+    *,
+    port: int = 8000,
+    host: str = "127.0.0.1",
+    output: str | None = None,
+    model_name: str | None = None,
+    weights: str | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+    faults: Faults | None = None,
+    int_labels: bool = False,
+    token_env: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the suspect ``spec`` (see :func:`~uapfp.verify.open_suspect`) over HTTP until interrupted.
+
+    A zoo card carries its input shape and class count; other specs need ``input_shape``
+    and ``num_classes``. ``token_env`` names an environment variable holding the bearer token
+    clients must send. ``on_ready`` receives the model's URL, ``http://HOST:PORT/v2/models/NAME``.
+    """
+    from .verify import open_suspect
+
+    if spec.endswith(".json"):
+        from .zoo import read_card
+
+        if not os.path.isfile(spec):
+            raise ConfigError(f"model card {spec} does not exist")
+        card = read_card(spec)
+        input_shape = input_shape or tuple(card["input_shape"])  # type: ignore[assignment]
+        num_classes = num_classes or int(card["num_classes"])
+        model_name = model_name or card["id"]
+    if input_shape is None or num_classes is None:
+        raise ConfigError(f"give --input-shape C,H,W and --classes K to serve {spec} (a zoo card carries them)")
+    if output == "logits":
+        raise ConfigError(
+            "--outputs logits describes an ONNX model, not what a server answers; use probs, topk:K or label"
+        )
+    suspect = open_suspect(spec, input_shape=input_shape, num_classes=num_classes, weights=weights, output=output)
+    if model_name is None:
+        stem = re.split(r"[/:\\]", spec.rstrip("/"))[-1].rsplit(".", 1)[0]
+        model_name = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).strip("-.") or "model"
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise ConfigError(
+                f"environment variable {token_env} is not set; export {token_env}=TOKEN or drop --token-env"
+            )
+    app = create_app(suspect, model_name=model_name, faults=faults, int_labels=int_labels, token=token)
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        log.warning("serving on %s without authentication: anyone who reaches it can query the model", host)
+
+    def ready(base: str) -> None:
+        url = f"{base}/v2/models/{model_name}"
+        log.info("serving %s (outputs %s)", suspect.name, suspect.output)
+        if on_ready is not None:
+            on_ready(url)
+
+    try:
+        run_app(app, host=host, port=port, on_ready=ready)
+    finally:
+        suspect.close()
+
+
+# --------------------------------------------------------------------------- a server in a subprocess
+
+
+class ServerProcess:
+    """A server started as a subprocess that prints its model URL when ready (tests, benchmarks).
+
+    ``ServerProcess.serve(spec, "--outputs", "label")`` runs ``python -m uapfp -q serve spec
+    --port 0 ...``; use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, argv: Sequence[str], *, ready_timeout: float = 120.0, env: dict[str, str] | None = None) -> None:
+        self.argv = list(argv)
+        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, env=env, text=True
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            self.url = self._wait_ready(ready_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def serve(
+        cls, spec: str, *options: str, ready_timeout: float = 120.0, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        """Start ``uapfp serve spec --port 0 [options]`` on 127.0.0.1."""
+        argv = [sys.executable, "-m", "uapfp", "-q", "serve", spec, "--port", "0", *options]
+        return cls(argv, ready_timeout=ready_timeout, env=env)
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                self._lines.put(line)
+        except (OSError, ValueError):  # closed by close()
+            pass
+        self._lines.put(None)
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def _wait_ready(self, timeout: float) -> str:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        url = None
+        while url is None:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
+            if line is None or self.proc.poll() is not None:
+                tail = self.stderr().strip().splitlines()[-3:]
+                raise ConfigError(f"the server exited with code {self.proc.wait()}: {' | '.join(tail)}")
+            if m := _URL_RE.search(line or ""):
+                url = m.group(1)
+            elif time.monotonic() > deadline:
+                raise ConfigError(f"the server printed no URL within {timeout:.0f} s")
+        base = url.split("/v2/models/")[0]
+        while True:
+            try:
+                if httpx.get(f"{base}/v2/health/ready", timeout=2.0).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{base} was not ready within {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
