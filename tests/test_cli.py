@@ -74,7 +74,7 @@ def test_console_entry_point_exit_code(tmp_path):
 
 def test_zoo_build_and_list(capsys, tmp_path):
     code, out, _ = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--archs", "C", "--piracy", "1", "--homologous", "1",
-                        "--attacks", "copycat", "--epochs", "1", "--out", str(tmp_path / "zoo"))  # fmt: skip
+                        "--attacks", "copycat", "--epochs", "1", "--no-victim-arch", "--out", str(tmp_path / "zoo"))  # fmt: skip
     assert code == 0 and "piracy-C-adam-00" in out
     code, out, _ = _run(capsys, "zoo", "list", str(tmp_path / "zoo"))
     assert code == 0 and out.splitlines()[0].split()[:3] == ["id", "role", "arch"] and "victim" in out

@@ -9,7 +9,7 @@ import pytest
 import uapfp.zoo as zoo_mod
 from uapfp.zoo import Zoo, build_zoo, card_is_finished, load_model_from_card, plan_jobs, preset, zoo_table
 
-MINI = dict(archs=("C",), optimizers=("adam",), piracy_per_cell=1, homologous_per_cell=2, epochs=1,
+MINI = dict(archs=("C",), include_victim_arch=False, optimizers=("adam",), piracy_per_cell=1, homologous_per_cell=2, epochs=1,
             attacks=("knockoff",), attack_options={"knockoff": {"budget": 500}})  # fmt: skip
 
 
@@ -98,3 +98,11 @@ def test_other_settings_refused(tmp_path):
     build_zoo(tmp_path, preset("tiny", **{**MINI, "piracy_per_cell": 0, "homologous_per_cell": 0}), progress=False)
     with pytest.raises(ConfigError, match="other settings"):
         build_zoo(tmp_path, preset("tiny", **{**MINI, "seed": 5}), progress=False)
+
+
+def test_victim_arch_joins_the_zoo(tmp_path, monkeypatch):
+    planned = []
+    monkeypatch.setattr(zoo_mod, "_train_job", lambda *a, **k: planned.append(a[2].arch))
+    cfg = preset("tiny", **{**MINI, "include_victim_arch": True, "epochs": 1})
+    build_zoo(tmp_path, cfg, progress=False)
+    assert sorted(set(planned)) == ["A", "C"]  # the victim's architecture A was added

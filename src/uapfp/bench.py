@@ -13,7 +13,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -251,6 +251,7 @@ def _fold_result(ev: Any, ids: set[str] | None = None) -> dict[str, Any]:
 def _folds_args(p: argparse.ArgumentParser) -> None:
     _protect_args(p)
     p.add_argument("--folds", default="none,archs,attacks", help="none (the default split), archs, attacks")
+    p.add_argument("--nulls", default=None, help="comma-separated null rules to compare on the same kits")
 
 
 @register(
@@ -294,36 +295,31 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
     if "attacks" in folds:
         attacks = sorted({(c.get("attack") or {}).get("name") for c in zoo.cards if c["role"] == "piracy"})
         plan += [("attack", t, replace(config, exclude_attacks=(t,))) for t in attacks]
+    nulls = _csv(args.nulls) if args.nulls else (config.null,)
     for kind, name, cfg in plan:
         start = time.perf_counter()
         kit = fit_kit(zoo, profile, cfg, progress=False)
         kit.sha256 = "unsaved"
-        ev = evaluate(kit, zoo, output=args.outputs, fingerprints=cfg.fingerprints)
-        if kind == "arch":
-            ids = {s.id for s in ev.scores if cards[s.id]["arch"] == name}
-        elif kind == "attack":
-            ids = {
-                s.id
-                for s in ev.scores
-                if s.role == "homologous" or (cards[s.id].get("attack") or {}).get("name") == name
-            }
-        else:
-            ids = None
-        row = {
-            "fold": kind,
-            "held_out": name,
-            **_fold_result(ev, ids),
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-        if kind == "default":
-            row["groups"] = ev.groups
-        report["folds"].append(row)
-        log.info(
-            "fold %s %s: %s",
-            kind,
-            name,
-            {k: row[k] for k in ("auc", "piracy_mean_similarity", "homologous_mean_similarity")},
-        )
+        for null in nulls:
+            kit.info["config"]["null"] = null
+            ev = evaluate(kit, zoo, output=args.outputs, fingerprints=cfg.fingerprints)
+            if kind == "arch":
+                ids = {s.id for s in ev.scores if cards[s.id]["arch"] == name}
+            elif kind == "attack":
+                ids = {
+                    s.id for s in ev.scores
+                    if s.role == "homologous" or (cards[s.id].get("attack") or {}).get("name") == name
+                }  # fmt: skip
+            else:
+                ids = None
+            row = {"fold": kind, "held_out": name, "null": null, **_fold_result(ev, ids),
+                   "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+            if kind == "default":
+                row["groups"] = ev.groups
+                row["models"] = [asdict(s) for s in ev.scores]
+            report["folds"].append(row)
+            log.info("fold %s %s null %s: %s", kind, name, null,
+                     {k: row[k] for k in ("auc", "piracy_mean_similarity", "homologous_mean_similarity", "homologous_flagged")})  # fmt: skip
     return report
 
 
@@ -432,3 +428,45 @@ def robustness(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
         log.info("%s: %s", spec, row)
     return {"experiment": "robustness", "kit": str(kit.path), "outputs": args.outputs, "rows": rows}
+
+
+def _verify_speed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True)
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--fingerprints", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=3)
+
+
+@register(
+    "verify-speed", "seconds to verify one local suspect with a loaded kit (held-out zoo models)", _verify_speed_args
+)
+def verify_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the kit once, then time :func:`uapfp.verify.verify` on every held-out zoo model.
+
+    The model's own loading is not timed (it is the suspect's, not the verification's).
+    """
+    from .kit import Kit
+    from .verify import verify
+    from .zoo import Zoo, card_suspect
+
+    start = time.perf_counter()
+    kit = Kit.load(args.kit)
+    load_seconds = time.perf_counter() - start
+    zoo = Zoo.load(args.zoo)
+    held = set(kit.info["models"]["heldout"])
+    suspects = [card_suspect(c) for c in zoo.cards if c["id"] in held]
+    times = []
+    for _ in range(args.repeats):
+        for s in suspects:
+            t = time.perf_counter()
+            verify(kit, s, fingerprints=args.fingerprints)
+            times.append(time.perf_counter() - t)
+    return {
+        "experiment": "verify-speed",
+        "kit_load_seconds": round(load_seconds, 3),
+        "verifications": len(times),
+        "fingerprints": args.fingerprints,
+        "first_seconds": round(times[0], 3),
+        "median_seconds": round(statistics.median(times), 3),
+        "max_seconds": round(max(times), 3),
+    }

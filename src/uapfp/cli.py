@@ -52,6 +52,8 @@ def _zoo_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         overrides["epochs"] = args.epochs
     if args.victim_arch:
         overrides["victim_arch"] = args.victim_arch
+    if args.no_victim_arch:
+        overrides["include_victim_arch"] = False
     overrides["seed"] = args.seed
     overrides["split"] = SplitConfig(homologous_overlap=args.overlap)
     return preset(args.preset, **overrides)
@@ -301,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--overlap", type=float, default=0.5, help="overlap rate of each D_H with D_V (default 0.5)")
     p.add_argument("--victim-arch", default=None, help="architecture of the victim trained here (default A)")
+    p.add_argument(
+        "--no-victim-arch", action="store_true", help="do not add the victim's architecture to the zoo's architectures"
+    )
     p.add_argument("--victim", default=None, help="your own victim's architecture, package.module:factory")
     p.add_argument("--victim-weights", default=None, help="its weights (.safetensors) or a TorchScript file")
     p.add_argument("--victim-data", default=None, help="its training data: SPEC, SPEC[start:stop] or SPEC@indices.json")

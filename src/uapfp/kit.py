@@ -76,8 +76,9 @@ class ProtectConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.null != "global" and not (self.null.startswith("nearest:") and self.null[8:].isdigit()):
-            raise ConfigError(f"null must be 'global' or 'nearest:K', not {self.null!r}")
+        rule, _, k = self.null.partition(":")
+        if not (self.null == "global" or (rule in ("nearest", "upper") and k.isdigit() and int(k) > 0)):
+            raise ConfigError(f"null must be 'global', 'nearest:K' or 'upper:K', not {self.null!r}")
         if self.uap_method not in UAP_METHODS:
             raise ConfigError(f"unknown UAP method {self.uap_method!r}; use {', '.join(UAP_METHODS)}")
         if self.norm not in NORMS:
@@ -237,14 +238,18 @@ class Kit:
 
         ``global``: every calibration model. ``nearest:K``: the K calibration models whose raw
         fingerprints (in the suspect's answer mode) have the highest mean cosine with the
-        suspect's.
+        suspect's. ``upper:K``: the K calibration models most similar to the victim, so that
+        a suspect is called a piracy only when it is significantly closer to the victim than
+        the most victim-like honest models.
         """
         n = f_suspect.shape[0]
         null = self.null_similarities(mode, n)
-        rule = self.config.null
+        rule, _, k_text = self.config.null.partition(":")
         if rule == "global":
             return null
-        k = min(int(rule.split(":")[1]), null.shape[0])
+        k = min(int(k_text), null.shape[0])
+        if rule == "upper":
+            return null[null.mean(dim=1).topk(k).indices]
         raw = apply_output_mode(self.null_fingerprints[:, :n], mode, self.num_classes)
         closeness = torch.nn.functional.cosine_similarity(raw, f_suspect[None], dim=-1).mean(dim=1)
         return null[closeness.topk(k).indices]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -54,11 +56,17 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a training run reports."""
+    """What a training run reports (``restarts``: runs restarted at half the rate after diverging)."""
 
     seconds: float
     final_loss: float
     samples_seen: int
+    restarts: int = 0
+    lr: float = 0.0
+
+
+class _Diverged(Exception):
+    """The loss became NaN or infinite."""
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -87,16 +95,40 @@ def train_model(
     config: TrainConfig,
     progress: bool = True,
     desc: str = "train",
+    max_restarts: int = 3,
 ) -> TrainResult:
     """Train ``model`` in place on images ``x`` (N, C, H, W) and targets ``y``.
 
     ``y`` holds integer labels (N,) or soft labels (N, K) (probabilities returned by a
-    victim). Deterministic for a given ``config.seed``.
+    victim). Deterministic for a given ``config.seed``. A run whose loss becomes NaN or
+    infinite is restarted from the initial weights at half the learning rate (at most
+    ``max_restarts`` times); a run that never diverges is unaffected by this guard.
     """
     if len(x) != len(y):
         raise ValueError(f"{len(x)} images but {len(y)} targets")
     if len(x) == 0:
         raise ValueError("no training data")
+    initial = copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    lr = config.resolved_lr
+    for restart in range(max_restarts + 1):
+        try:
+            loss, seen = _train_once(model, x, y, config=replace(config, lr=lr), progress=progress, desc=desc)
+            return TrainResult(time.perf_counter() - start, loss, seen, restart, lr)
+        except _Diverged:
+            if restart == max_restarts:
+                raise RuntimeError(
+                    f"{desc}: training diverged {max_restarts + 1} times; lower the learning rate"
+                ) from None
+            log.warning("%s: the loss diverged at learning rate %g; restarting at %g", desc, lr, lr / 2)
+            model.load_state_dict(initial)
+            lr /= 2
+    raise AssertionError("unreachable")
+
+
+def _train_once(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, config: TrainConfig, progress: bool, desc: str
+) -> tuple[float, int]:
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     opt = make_optimizer(model, config)
@@ -110,7 +142,6 @@ def train_model(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     model.train()
-    start = time.perf_counter()
     loss_value = float("nan")
     bar = tqdm(total=total, desc=desc, leave=False, disable=not progress, unit="step")
     try:
@@ -122,19 +153,19 @@ def train_model(
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 loss = soft_cross_entropy(model(xb), y[idx])
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise _Diverged
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                loss_value = float(loss.detach())
                 bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
     finally:
         bar.close()
-    model.eval()
-    return TrainResult(
-        seconds=time.perf_counter() - start, final_loss=loss_value, samples_seen=total * config.batch_size
-    )
+        model.eval()
+    return loss_value, total * config.batch_size
 
 
 @torch.no_grad()

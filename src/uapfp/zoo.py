@@ -64,6 +64,13 @@ class ZooConfig:
 
     ``attacks`` are assigned to piracy models round-robin, so that every architecture sees
     every attack once it has as many piracy models as there are attacks.
+    ``homologous_overlaps`` (default: the split's single overlap) and ``pool_fractions`` (the
+    share of the attacker's pool a thief holds) are cycled over homologous and piracy models,
+    so that the zoo spans honest models trained on data from disjoint to identical to D_V,
+    and thieves with small and large pools.
+    ``include_victim_arch`` adds the victim's own architecture (a user's factory too) to
+    ``archs``: thieves often reuse a public architecture, and an encoder that never saw
+    honest models of the victim's architecture cannot tell them from the victim.
     """
 
     dataset: str = "fashion-mnist"
@@ -79,6 +86,9 @@ class ZooConfig:
     epochs: int = 5
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     split: SplitConfig = field(default_factory=SplitConfig)
+    include_victim_arch: bool = True
+    homologous_overlaps: tuple[float, ...] | None = None
+    pool_fractions: tuple[float, ...] = (1.0,)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,15 +106,15 @@ class ZooConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("archs", "optimizers", "attacks", "batch_sizes"):
-            d[k] = list(d[k])
+        for k in ("archs", "optimizers", "attacks", "batch_sizes", "homologous_overlaps", "pool_fractions"):
+            d[k] = list(d[k]) if d[k] is not None else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ZooConfig:
         d = dict(d)
-        for k in ("archs", "optimizers", "attacks", "batch_sizes"):
-            if k in d:
+        for k in ("archs", "optimizers", "attacks", "batch_sizes", "homologous_overlaps", "pool_fractions"):
+            if d.get(k) is not None:
                 d[k] = tuple(d[k])
         if "split" in d:
             d["split"] = SplitConfig(**d["split"])
@@ -130,6 +140,7 @@ PRESETS: dict[str, ZooConfig] = {
     "small": ZooConfig(homologous_per_cell=3),
     "paper": ZooConfig(
         archs=("B", "C", "D", "E"),
+        include_victim_arch=False,
         piracy_per_cell=10,
         homologous_per_cell=10,
         attacks=("cloudleak",),
@@ -155,6 +166,8 @@ class Job:
     batch_size: int
     seed: int
     attack: str | None = None
+    overlap: float | None = None
+    pool_fraction: float | None = None
 
 
 def _safe_id(text: str) -> str:
@@ -165,15 +178,23 @@ def plan_jobs(config: ZooConfig) -> list[Job]:
     """The deterministic list of homologous and piracy models of ``config``."""
     rng = np.random.default_rng([config.seed, 0x200])
     jobs: list[Job] = []
-    piracy_index = 0
+    piracy_index = homologous_index = 0
+    overlaps = config.homologous_overlaps or (config.split.homologous_overlap,)
     for arch in config.archs:
         for opt in config.optimizers:
             for role, count in (("piracy", config.piracy_per_cell), ("homologous", config.homologous_per_cell)):
                 for i in range(count):
-                    attack = None
+                    attack = overlap = fraction = None
                     if role == "piracy":
                         attack = config.attacks[piracy_index % len(config.attacks)]
+                        # Cycled at a different period than the attacks, so that they mix.
+                        fraction = config.pool_fractions[
+                            (piracy_index // len(config.attacks)) % len(config.pool_fractions)
+                        ]
                         piracy_index += 1
+                    else:
+                        overlap = overlaps[homologous_index % len(overlaps)]
+                        homologous_index += 1
                     jobs.append(
                         Job(
                             id=f"{role}-{_safe_id(arch)}-{opt}-{i:02d}",
@@ -183,6 +204,8 @@ def plan_jobs(config: ZooConfig) -> list[Job]:
                             batch_size=int(rng.choice(config.batch_sizes)),
                             seed=int(rng.integers(0, 2**31 - 1)),
                             attack=attack,
+                            overlap=overlap,
+                            pool_fraction=fraction,
                         )
                     )
     return jobs
@@ -363,6 +386,12 @@ def build_zoo(
     victim = victim or VictimSource()
     if victim.factory:
         load_factory(victim.factory)  # fail early with a clear message
+    if config.include_victim_arch:
+        own = victim.factory if victim.factory else (None if victim.weights else config.victim_arch)
+        if own is not None and own not in config.archs:
+            config = replace(config, archs=(*config.archs, own))
+        elif own is None:
+            log.warning("a TorchScript victim has no architecture to rebuild: the zoo holds none of its kind")
     data = dataset or load_dataset(config.dataset, data_dir=data_dir)
     meta_path = out / "zoo.json"
     identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": asdict(victim)}
@@ -418,9 +447,11 @@ def build_zoo(
             if card_is_finished(path):
                 card = read_card(path)
                 attack_name = (card.get("attack") or {}).get("name")
-                if (card["role"], card["arch"], card["optimizer"], attack_name, card["seed"]) != (
-                    job.role, job.arch, job.optimizer, job.attack, job.seed,
-                ):  # fmt: skip
+                same = card["job"] == asdict(job) if "job" in card else (
+                    (card["role"], card["arch"], card["optimizer"], attack_name, card["seed"])
+                    == (job.role, job.arch, job.optimizer, job.attack, job.seed)
+                )  # fmt: skip
+                if not same:
                     raise ConfigError(f"{path} was trained with other settings than this plan; use a new --out folder")
                 bar.update(1)
                 continue
@@ -512,26 +543,33 @@ def _train_job(
 
     if job.role == "homologous":
         n_train = len(data.x_train)
-        h_idx = homologous_indices(n_train, v_idx, seed=job.seed, overlap=config.split.homologous_overlap)
+        overlap = job.overlap if job.overlap is not None else config.split.homologous_overlap
+        h_idx = homologous_indices(n_train, v_idx, seed=job.seed, overlap=overlap)
         model = make_model()
         sel = torch.from_numpy(h_idx)
         result = train_model(model, data.x_train[sel], data.y_train[sel], config=tc, progress=progress, desc=job.id)
         train_seconds, queries, attack_card = result.seconds, 0, None
         data_info = {
-            "split": "homologous", "size": len(h_idx), "overlap": config.split.homologous_overlap,
+            "split": "homologous", "size": len(h_idx), "overlap": overlap,
             "split_seed": job.seed, "indices_sha256": sha256_bytes(h_idx.astype("<i8").tobytes()),
         }  # fmt: skip
     else:
         assert job.attack is not None
         attack = create_attack(job.attack, **config.attack_options.get(job.attack, {}))
         oracle = TorchSuspect(victim_model, input_shape=(c, h, w), num_classes=data.num_classes, name="victim")
+        fraction = job.pool_fraction if job.pool_fraction is not None else 1.0
+        if fraction < 1.0:  # a thief with a smaller pool: a seeded subset of it
+            keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(job.seed))
+            pool = pool[keep[: max(1, round(fraction * len(pool)))]]
         result_x = attack.run(oracle, pool, make_model=make_model, train=tc, progress=progress)
         model, train_seconds, queries = result_x.model, result_x.train_seconds, result_x.queries
         attack_card = {"name": attack.name, "hyperparameters": attack.hyperparameters(), **result_x.details}
-        data_info = {"split": "pool", "size": len(pool), "disjoint_from_victim": config.split.pool_disjoint}
+        data_info = {
+            "split": "pool", "size": len(pool), "fraction": fraction, "disjoint_from_victim": config.split.pool_disjoint,
+        }  # fmt: skip
     card = {
         "role": job.role, "arch": job.arch, "optimizer": job.optimizer, "batch_size": job.batch_size,
-        "seed": job.seed, **common, "data": data_info, "attack": attack_card, "queries": queries,
+        "seed": job.seed, "job": asdict(job), **common, "data": data_info, "attack": attack_card, "queries": queries,
         "train": tc.to_dict(), **_metrics(model, data, victim_pred, victim_acc),
         "train_seconds": round(train_seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
         "weights_format": "safetensors",
