@@ -20,16 +20,20 @@ TINY_ATTACKS = {
 
 
 def tiny_zoo_config(**overrides):
-    """Two architectures, one optimizer, two epochs: seconds per model on the slice."""
-    base = dict(archs=("A", "C"), optimizers=("adam",), piracy_per_cell=3, homologous_per_cell=4,
-                epochs=2, attack_options=TINY_ATTACKS)  # fmt: skip
+    """Two architectures, one optimizer, four epochs: seconds per model on the slice.
+
+    Six homologous models per architecture: half of them calibrate the model-level null, so
+    the test has six honest models to compare a suspect with.
+    """
+    base = dict(archs=("A", "C"), optimizers=("adam",), piracy_per_cell=3, homologous_per_cell=6,
+                epochs=4, attack_options=TINY_ATTACKS)  # fmt: skip
     base.update(overrides)
     return preset("tiny", **base)
 
 
 TINY_PROTECT = ProtectConfig(
     uap_method="sgd", norm="linf", xi=0.25, uap_images=600, n_probes=30, n_views=8, fingerprints=8,
-    encoder=EncoderConfig(steps=150, batch_size=256),
+    calibration_fraction=0.5, encoder=EncoderConfig(steps=400, batch_size=256),
 )  # fmt: skip
 
 

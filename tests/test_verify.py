@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from uapfp.verify import INCONCLUSIVE, NOT_SHOWN, PIRACY, auc, evaluate, open_suspect, verify, welch_greater
+from uapfp.verify import (
+    INCONCLUSIVE,
+    NOT_SHOWN,
+    PIRACY,
+    auc,
+    decide,
+    evaluate,
+    open_suspect,
+    prediction_greater,
+    verify,
+    welch_greater,
+)  # fmt: skip
 from uapfp.zoo import card_suspect
 
 
@@ -25,6 +36,42 @@ def test_welch_against_the_formula():
     assert welch_greater([1.0, 1.0], [0.0, 0.0]) == 0.0 and welch_greater([0.0, 0.0], [1.0, 1.0]) == 1.0
 
 
+def test_prediction_test_against_the_formula():
+    means = np.array([0.1, -0.2, 0.05, 0.0, -0.1])
+    sims = np.array([0.5, 0.7, 0.6])
+    t = (0.6 - means.mean()) / (means.std(ddof=1) * math.sqrt(1 + 1 / 5))
+    from scipy.special import stdtr
+
+    assert prediction_greater(sims, means) == pytest.approx(1 - stdtr(4, t), rel=1e-9)
+    assert prediction_greater([-0.5, -0.4], means) > 0.9
+    null = np.stack([np.full(4, m) + np.array([0.01, -0.01, 0.02, -0.02]) for m in means])
+    p, verdict = decide(sims, null, alpha=0.05, rule="models")
+    assert p == pytest.approx(prediction_greater(sims, null.mean(axis=1))) and verdict == PIRACY
+    with pytest.raises(ValueError, match="at least 3"):
+        prediction_greater(sims, means[:2])
+
+
+def test_model_level_test_keeps_false_alarms_at_alpha():
+    """Honest models: a per-model offset (between-model spread) plus per-fingerprint noise.
+
+    The model-level test flags about alpha of fresh honest models; the paper's Welch test on
+    pooled fingerprints flags far more, since it only asks whether a model beats the average.
+    """
+    rng = np.random.default_rng(0)
+
+    def honest(n):
+        return rng.normal(0.0, 0.15, size=(n, 1)) + rng.normal(0.0, 0.05, size=(n, 20))
+
+    flags = {"models": 0, "global": 0}
+    trials = 400
+    for _ in range(trials):
+        null, suspect = honest(15), honest(1)[0]
+        for rule in flags:
+            flags[rule] += decide(suspect, null, alpha=0.05, rule=rule)[1] == PIRACY
+    assert 0.02 < flags["models"] / trials < 0.09
+    assert flags["global"] / trials > 0.3
+
+
 def test_auc_hand_computed():
     assert auc([0.9, 0.8], [0.1, 0.2]) == 1.0
     assert auc([0.5], [0.5]) == 0.5
@@ -37,12 +84,26 @@ def _card(zoo, kit, role):
 
 
 def test_end_to_end_separates_piracy_from_homologous(tiny_zoo, tiny_kit):
-    pir = verify(tiny_kit, card_suspect(_card(tiny_zoo, tiny_kit, "piracy")))
-    hom = verify(tiny_kit, card_suspect(_card(tiny_zoo, tiny_kit, "homologous")))
-    assert pir.similarity > hom.similarity + 0.3, (pir.similarity, hom.similarity)
-    assert pir.verdict == PIRACY and pir.p_value < 0.01
-    assert hom.verdict == NOT_SHOWN
-    assert pir.queries == 2 * 30 * 8 and pir.fingerprints == 8 and len(pir.per_fingerprint) == 8
+    """The tiny zoo's held-out piracy models rank above its held-out honest ones and are flagged.
+
+    An encoder trained on eight tiny models is noisy: over kit seeds 0-3 every run ranked all
+    held-out piracy models first (AUC 1), but one honest model of the zoo (homologous-C-adam-02)
+    often lands near the victim, and when a victim-like honest model calibrates the null the
+    piracy p-values rise towards alpha. So this test asserts the ranking, the piracy verdicts and
+    a clear honest model's verdict; the false-alarm rate is a property of the test, checked by
+    ``test_model_level_test_keeps_false_alarms_at_alpha``, and of the encoder, measured by
+    ``uapfp bench detection`` on the small zoo.
+    """
+    ev = evaluate(tiny_kit, tiny_zoo)
+    pir = [s for s in ev.scores if s.role == "piracy"]
+    hom = sorted((s for s in ev.scores if s.role == "homologous"), key=lambda s: s.similarity)
+    assert ev.auc == 1.0 and len(pir) >= 2 and len(hom) >= 2
+    assert all(s.verdict == PIRACY for s in pir), pir
+    assert hom[0].verdict == NOT_SHOWN and hom[0].similarity < 0.3, hom
+    assert np.mean([s.similarity for s in pir]) > np.mean([s.similarity for s in hom]) + 0.3
+    one = verify(tiny_kit, card_suspect(next(c for c in tiny_zoo.cards if c["id"] == pir[0].id)))
+    assert one.verdict == PIRACY and one.similarity == pytest.approx(pir[0].similarity, abs=1e-6)
+    assert one.queries == 2 * 30 * 8 and one.fingerprints == 8 and len(one.per_fingerprint) == 8
     victim = verify(tiny_kit, card_suspect(tiny_zoo.victim))
     assert victim.similarity == pytest.approx(1.0, abs=1e-5) and victim.verdict == PIRACY
 
@@ -93,8 +154,15 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
 
     zoo = Zoo.load(zoo_dir)
     assert zoo.victim["arch"] == "tests.helpers:tiny_mlp" and zoo.splits()["victim"].tolist() == list(range(3000))
-    assert main(["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--uap-method", "sgd", "--xi", "0.25",
-                 "--probes", "20", "--views", "4", "--fingerprints", "5", "--encoder-steps", "60"]) == 0  # fmt: skip
+    protect = ["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--uap-method", "sgd", "--xi", "0.25",
+               "--probes", "20", "--views", "4", "--fingerprints", "5", "--encoder-steps", "60"]  # fmt: skip
+    capsys.readouterr()
+    # Three homologous models per architecture: a third of them (2 in all) cannot calibrate the
+    # model-level test; refused at once, before any work.
+    assert main(protect) == 2
+    err = capsys.readouterr().err
+    assert "too few homologous models" in err and "--calibration-fraction" in err and not kit_dir.exists()
+    assert main([*protect, "--calibration-fraction", "0.6"]) == 0
     capsys.readouterr()
     pir = zoo_dir / "models" / "piracy-C-adam-00.json"
     assert main(["verify", "--kit", str(kit_dir), "--suspect", str(pir), "--json", str(tmp_path / "v.json")]) == 0

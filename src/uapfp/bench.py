@@ -203,7 +203,7 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fingerprints", type=int, default=None)
     p.add_argument("--outputs", default="probs", help="suspects answer probs, topk:K or label")
     p.add_argument("--paper-split", action="store_true")
-    p.add_argument("--null", default=None, help="global or nearest:K")
+    p.add_argument("--null", default=None, help="models, global, nearest:K or upper:K")
     p.add_argument("--temperature-jitter", type=float, default=None)
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -469,4 +469,163 @@ def verify_speed(args: argparse.Namespace) -> dict[str, Any]:
         "first_seconds": round(times[0], 3),
         "median_seconds": round(statistics.median(times), 3),
         "max_seconds": round(max(times), 3),
+    }
+
+
+# --------------------------------------------------------------------------- suspects from outside the zoo
+
+
+def _outside_archs() -> dict[str, Callable[[], torch.nn.Module]]:
+    """Architectures no zoo holds: an MLP, a LeNet-5 and a wider CNN with batch normalisation."""
+    from torch import nn
+
+    def mlp() -> nn.Module:
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
+
+    def lenet() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10),
+        )  # fmt: skip
+
+    def widebn() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 48, 3, padding=1), nn.BatchNorm2d(48), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(48 * 49, 64), nn.ReLU(), nn.Linear(64, 10),
+        )  # fmt: skip
+
+    return {"mlp": mlp, "lenet": lenet, "widebn": widebn}
+
+
+def _outside_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True)
+    p.add_argument("--zoo", required=True, help="the zoo the kit was built from (its victim, splits and data)")
+    p.add_argument("--models", default="runs/outside", help="folder caching the outside models")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--outputs", default="probs")
+
+
+@register(
+    "outside",
+    "verdicts on suspects no zoo holds: other architectures, other extraction code, modified copies",
+    _outside_args,
+)
+def outside(args: argparse.Namespace) -> dict[str, Any]:
+    """Train (once, cached) and verify suspects from outside the zoo.
+
+    For each of three architectures outside the registry (MLP, LeNet-5, a wide CNN with batch
+    norm): an honest model trained on exactly D_V, one on data disjoint from D_V, and piracy
+    models made by extraction code of our own that no zoo model used: the victim's answers on
+    a 10,000 or 30,000-image pool, with random-shift augmentation and label smoothing, SGD
+    with a step schedule, 8 epochs. Each piracy model is also verified fine-tuned, pruned
+    (50 %) and INT8-quantized.
+    """
+    import torch.nn.functional as F
+
+    from .kit import Kit
+    from .modify import create_modification
+    from .storage import load_tensors, save_tensors
+    from .suspects import TorchSuspect
+    from .training import accuracy
+    from .verify import PIRACY, auc, verify
+    from .zoo import Zoo, load_model_from_card
+
+    kit = Kit.load(args.kit)
+    zoo = Zoo.load(args.zoo)
+    data = zoo.load_dataset(args.data_dir)
+    splits = zoo.splits()
+    victim = load_model_from_card(zoo.victim)
+    x_v, y_v = data.x_train[splits["victim"]], data.y_train[splits["victim"]]
+    pool_idx = splits["pool"]
+    outside_idx = pool_idx[: len(x_v)]
+    folder = os.path.abspath(args.models)
+    os.makedirs(folder, exist_ok=True)
+
+    def shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+        return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+    def fit(
+        name: str, make: Callable[[], torch.nn.Module], x: torch.Tensor, y: torch.Tensor, seed: int
+    ) -> torch.nn.Module:
+        path = os.path.join(folder, f"{name}.safetensors")
+        torch.manual_seed(seed)
+        model = make()
+        if os.path.exists(path):
+            model.load_state_dict(load_tensors(path))
+            return model.eval()
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.3)
+        model.train()
+        for _ in range(8):
+            order = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x), 128):
+                idx = order[i : i + 128]
+                target = y[idx]
+                logits = model(shift(x[idx], gen))
+                if target.dim() == 1:
+                    loss = F.cross_entropy(logits, target, label_smoothing=0.1)
+                else:
+                    loss = -(0.9 * target + 0.01).mul(F.log_softmax(logits, 1)).sum(1).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            sched.step()
+        model.eval()
+        save_tensors(path, model.state_dict())
+        return model
+
+    suspects: list[tuple[str, str, str, torch.nn.Module]] = []
+    for arch, make in _outside_archs().items():
+        suspects.append(
+            (f"honest-{arch}-same-data", "homologous", arch, fit(f"honest-{arch}-same", make, x_v, y_v, 11))
+        )
+        x_o, y_o = data.x_train[outside_idx], data.y_train[outside_idx]
+        suspects.append(
+            (f"honest-{arch}-disjoint-data", "homologous", arch, fit(f"honest-{arch}-disjoint", make, x_o, y_o, 12))
+        )
+        for budget, labels in ((10000, "hard"), (30000, "soft")):
+            x_q = data.x_train[pool_idx[:budget]]
+            with torch.no_grad():
+                probs = torch.softmax(victim(x_q), 1)
+            y_q = probs.argmax(1) if labels == "hard" else probs
+            name = f"piracy-{arch}-{budget // 1000}k-{labels}"
+            suspects.append((name, "piracy", arch, fit(name, make, x_q, y_q, 13)))
+    pick = pool_idx[torch.randperm(len(pool_idx), generator=torch.Generator().manual_seed(5))[:5000]]
+    x_ft, y_ft = data.x_train[pick], data.y_train[pick]
+    for name, role, arch, model in list(suspects):
+        if role != "piracy":
+            continue
+        for spec in ("finetune:2", "prune:0.5", "quantize:8"):
+            suspects.append(
+                (f"{name}+{spec}", "piracy", arch, create_modification(spec).apply(model, x=x_ft, y=y_ft, seed=1))
+            )
+    rows = []
+    for name, role, arch, model in suspects:
+        v = verify(
+            kit,
+            TorchSuspect(
+                model, input_shape=kit.input_shape, num_classes=kit.num_classes, output=args.outputs, name=name
+            ),
+        )
+        rows.append({
+            "suspect": name, "role": role, "arch": arch, "accuracy": round(accuracy(model, data.x_test, data.y_test), 4),
+            "similarity": round(v.similarity, 4), "p_value": v.p_value, "verdict": v.verdict,
+        })  # fmt: skip
+        log.info("%s: %s", name, rows[-1])
+    pir = [r["similarity"] for r in rows if r["role"] == "piracy"]
+    hom = [r["similarity"] for r in rows if r["role"] == "homologous"]
+    return {
+        "experiment": "outside",
+        "kit": str(kit.path),
+        "null": kit.config.null,
+        "outputs": args.outputs,
+        "auc": round(auc(pir, hom), 4),
+        "piracy_detected": f"{sum(r['verdict'] == PIRACY for r in rows if r['role'] == 'piracy')}/{len(pir)}",
+        "homologous_flagged": f"{sum(r['verdict'] == PIRACY for r in rows if r['role'] == 'homologous')}/{len(hom)}",
+        "rows": rows,
     }

@@ -100,7 +100,7 @@ def _protect_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     base = ProtectConfig()
     overrides: dict[str, Any] = {"seed": args.seed}
-    for name in ("uap_method", "norm", "xi", "uap_images", "alpha", "fingerprints"):
+    for name in ("uap_method", "norm", "xi", "uap_images", "alpha", "fingerprints", "null", "calibration_fraction"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if args.probes is not None:
@@ -332,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-archs", default=None, help="hold out every model of these architectures")
     p.add_argument("--exclude-attacks", default=None, help="hold out every piracy model of these attacks")
     p.add_argument("--paper-split", action="store_true", help="drop the victim's architecture from all suspects")
+    p.add_argument(
+        "--null", default=None,
+        help="the test's null: models (default: prediction t-test against honest models), or the paper's "
+        "Welch t-test against global, nearest:K or upper:K calibration models",
+    )  # fmt: skip
+    p.add_argument("--calibration-fraction", type=float, default=None,
+                   help="share of homologous models set aside for the null (default 1/3)")  # fmt: skip
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_protect)

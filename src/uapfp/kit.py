@@ -35,6 +35,7 @@ from .zoo import Zoo, card_suspect, load_model_from_card
 log = logging.getLogger(__name__)
 
 KIT_FORMAT = "uapfp-kit/1"
+NULL_RULES = ("models", "global")
 KIT_FILES = ("kit.json", "uap.safetensors", "probes.safetensors", "encoder.safetensors", "reference.safetensors")
 
 
@@ -52,12 +53,16 @@ class ProtectConfig:
     attacks (leave-one-out validation); ``paper_split`` drops the victim's architecture from
     all suspects, as the paper did. ``null`` is ``global`` (every calibration model) or
     ``nearest:K`` (the K calibration models whose raw fingerprints are closest to the
-    suspect's, a null calibrated per suspect).
+    suspect's, a null calibrated per suspect) or ``upper:K`` (the K most victim-like
+    calibration models), all three tested with the paper's Welch t-test on per-fingerprint
+    similarities; or ``models`` (the default): the suspect's mean similarity is tested as one
+    more draw from the population of honest models (a prediction t-test against the
+    calibration models' mean similarities; see docs/method.md).
     """
 
-    uap_method: str = "deepfool"
+    uap_method: str = "sgd"
     norm: str = "linf"
-    xi: float = 0.15
+    xi: float = 0.3
     uap_images: int = 2000
     uap_max_passes: int = 10
     delta: float = 0.2
@@ -72,13 +77,13 @@ class ProtectConfig:
     paper_split: bool = False
     alpha: float = 0.05
     fingerprints: int = 20
-    null: str = "global"
+    null: str = "models"
     seed: int = 0
 
     def __post_init__(self) -> None:
         rule, _, k = self.null.partition(":")
-        if not (self.null == "global" or (rule in ("nearest", "upper") and k.isdigit() and int(k) > 0)):
-            raise ConfigError(f"null must be 'global', 'nearest:K' or 'upper:K', not {self.null!r}")
+        if not (self.null in NULL_RULES or (rule in ("nearest", "upper") and k.isdigit() and int(k) > 0)):
+            raise ConfigError(f"null must be 'models', 'global', 'nearest:K' or 'upper:K', not {self.null!r}")
         if self.uap_method not in UAP_METHODS:
             raise ConfigError(f"unknown UAP method {self.uap_method!r}; use {', '.join(UAP_METHODS)}")
         if self.norm not in NORMS:
@@ -236,7 +241,7 @@ class Kit:
     def null_for(self, f_suspect: torch.Tensor, mode: OutputMode | str = "probs") -> torch.Tensor:
         """The null similarities (H', S') a suspect with raw fingerprints (S', D) is tested against.
 
-        ``global``: every calibration model. ``nearest:K``: the K calibration models whose raw
+        ``models`` and ``global``: every calibration model. ``nearest:K``: the K calibration models whose raw
         fingerprints (in the suspect's answer mode) have the highest mean cosine with the
         suspect's. ``upper:K``: the K calibration models most similar to the victim, so that
         a suspect is called a piracy only when it is significantly closer to the victim than
@@ -245,7 +250,7 @@ class Kit:
         n = f_suspect.shape[0]
         null = self.null_similarities(mode, n)
         rule, _, k_text = self.config.null.partition(":")
-        if rule == "global":
+        if rule in NULL_RULES:
             return null
         k = min(int(k_text), null.shape[0])
         if rule == "upper":
@@ -380,6 +385,15 @@ def profile_zoo(
     return Profile(uap, images, fps, data.input_shape, tuple(data.classes))
 
 
+def _check_calibration(n_calibration: int, config: ProtectConfig) -> None:
+    needed = 3 if config.null == "models" else 2
+    if n_calibration < needed:
+        raise ConfigError(
+            f"the zoo has too few homologous models to calibrate the test ({n_calibration} set aside, "
+            f"{needed} needed): build more with uapfp zoo build --homologous N, or raise --calibration-fraction"
+        )
+
+
 def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(), *, progress: bool = True) -> Kit:
     """Split the zoo's models, train the encoder and calibrate the null: an unsaved kit."""
     start = time.perf_counter()
@@ -388,8 +402,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     assignment = split_models(zoo.cards, config, vcard["arch"])
     train_ids = sorted(i for i, part in assignment.items() if part == "train")
     cal_ids = sorted(i for i, part in assignment.items() if part == "calibration")
-    if not cal_ids:
-        raise ConfigError("the zoo has too few homologous models to calibrate the test; build more (uapfp zoo build)")
+    _check_calibration(len(cal_ids), config)
     role = {c["id"]: c["role"] for c in zoo.cards}
     ids = [vcard["id"], *train_ids]
     labels = torch.tensor([0 if role[i] in ("victim", "piracy") else 1 for i in ids])
@@ -440,6 +453,8 @@ def protect(
 ) -> Kit:
     """Build a kit from a zoo (UAP, probes, fingerprints, encoder, null) and save it to ``out``."""
     zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
+    assignment = split_models(zoo.cards, config, zoo.victim["arch"])
+    _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
     if out is not None:
         ensure_writable_dir(Path(out))
     start = time.perf_counter()

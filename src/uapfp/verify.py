@@ -87,6 +87,7 @@ class Verdict:
     kit_sha256: str
     per_fingerprint: list[float] = field(default_factory=list)
     message: str = ""
+    test: str = "models"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,17 +103,55 @@ class Verdict:
             f"verdict      {self.verdict.upper()}" + (f"  ({self.message})" if self.message else ""),
             f"similarity   {self.similarity:.4f} +- {self.similarity_std:.4f} "
             f"(homologous models: {self.null_mean:.4f}, n={self.null_count})",
-            f"p-value      {self.p_value:.3g}  (one-sided Welch t-test, alpha {self.alpha})",
+            f"p-value      {self.p_value:.3g}  ({describe_test(self.test)}, alpha {self.alpha})",
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
         ]
         return "\n".join(lines)
 
 
-def decide(sims: torch.Tensor | np.ndarray, null: torch.Tensor | np.ndarray, *, alpha: float) -> tuple[float, str]:
-    """p-value and verdict for per-fingerprint similarities against the null similarities."""
-    p = welch_greater(sims, null)
+def prediction_greater(sample: np.ndarray | torch.Tensor, model_means: np.ndarray | torch.Tensor) -> float:
+    """One-sided p-value that a suspect's mean similarity comes from the honest-model population.
+
+    H0: the suspect is one more honest model, its mean similarity ``m`` a draw from the same
+    distribution as the calibration models' mean similarities ``m_1..m_C``. Under normality
+    ``(m - mean(m_c)) / (sd(m_c) * sqrt(1 + 1/C))`` follows Student's t with C - 1 degrees of
+    freedom (the prediction-interval test). Unlike a two-sample test on fingerprints, it does
+    not flag an honest model for being slightly above the average honest model.
+    """
+    m = float(np.asarray(sample, dtype=np.float64).mean())
+    b = np.asarray(model_means, dtype=np.float64).ravel()
+    if len(b) < 3:
+        raise ValueError("the model-level test needs at least 3 calibration models")
+    sd = b.std(ddof=1)
+    if sd == 0:
+        return 0.0 if m > b.mean() else 1.0
+    t = (m - b.mean()) / (sd * math.sqrt(1 + 1 / len(b)))
+    return float(stats.t.sf(t, len(b) - 1))
+
+
+def decide(
+    sims: torch.Tensor | np.ndarray, null: torch.Tensor | np.ndarray, *, alpha: float, rule: str = "models"
+) -> tuple[float, str]:
+    """p-value and verdict for per-fingerprint similarities (S,) against null similarities (H, S).
+
+    ``rule`` ``models`` tests the suspect against the calibration models' mean similarities
+    (:func:`prediction_greater`); any other rule pools the null's per-fingerprint similarities
+    into the paper's one-sided Welch t-test (:func:`welch_greater`).
+    """
+    null = np.asarray(null, dtype=np.float64)
+    if rule == "models":
+        p = prediction_greater(sims, null.reshape(null.shape[0], -1).mean(axis=1))
+    else:
+        p = welch_greater(sims, null)
     return p, (PIRACY if p < alpha else NOT_SHOWN)
+
+
+def describe_test(rule: str) -> str:
+    """How the report names the statistical test of a null rule."""
+    if rule == "models":
+        return "one-sided prediction t-test against honest models"
+    return f"one-sided Welch t-test, null {rule}"
 
 
 # --------------------------------------------------------------------------- suspects by spec
@@ -273,7 +312,7 @@ def _score(
     f_v = apply_output_mode(kit.victim_fingerprints[:n], mode, kit.num_classes)
     sims = cosine_similarities(kit.encoder, f_v, f_s)
     null = kit.null_for(f_s, mode)
-    p, verdict = decide(sims, null, alpha=alpha)
+    p, verdict = decide(sims, null, alpha=alpha, rule=kit.config.null)
     if message:
         verdict = INCONCLUSIVE
     return Verdict(
@@ -282,6 +321,7 @@ def _score(
         fingerprints_requested=n_req, queries=queries, output_mode=str(mode),
         null_mean=float(null.mean()), null_count=int(null.shape[0]), seconds=time.perf_counter() - start,
         kit_sha256=kit.sha256, per_fingerprint=[round(float(v), 6) for v in sims], message=message,
+        test=kit.config.null,
     )  # fmt: skip
 
 
