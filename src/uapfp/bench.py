@@ -248,6 +248,19 @@ def _fold_result(ev: Any, ids: set[str] | None = None) -> dict[str, Any]:
     }
 
 
+def _verdict_counts(scored: list[tuple[str, float, str]]) -> dict[str, Any]:
+    """AUC and ``detected/total`` counts of (role, similarity, verdict) triples."""
+    from .verify import PIRACY, auc
+
+    pir = [(sim, verdict) for role, sim, verdict in scored if role == "piracy"]
+    hom = [(sim, verdict) for role, sim, verdict in scored if role == "homologous"]
+    return {
+        "auc": round(auc([sim for sim, _ in pir], [sim for sim, _ in hom]), 4),
+        "piracy_detected": f"{sum(verdict == PIRACY for _, verdict in pir)}/{len(pir)}",
+        "homologous_flagged": f"{sum(verdict == PIRACY for _, verdict in hom)}/{len(hom)}",
+    }
+
+
 def _folds_args(p: argparse.ArgumentParser) -> None:
     _protect_args(p)
     p.add_argument("--folds", default="none,archs,attacks", help="none (the default split), archs, attacks")
@@ -378,7 +391,7 @@ def robustness(args: argparse.Namespace) -> dict[str, Any]:
     from .kit import Kit
     from .modify import create_modification
     from .suspects import TorchSuspect
-    from .verify import PIRACY, auc, verify
+    from .verify import verify
     from .zoo import Zoo, load_model_from_card
 
     kit = Kit.load(args.kit)
@@ -418,11 +431,9 @@ def robustness(args: argparse.Namespace) -> dict[str, Any]:
         hom = [s for s in scores if s[0] == "homologous"]
         row = {
             "modification": spec,
-            "auc": round(auc([s[1] for s in pir], [s[1] for s in hom]), 4),
+            **_verdict_counts([s[:3] for s in scores]),
             "piracy_mean_similarity": round(sum(s[1] for s in pir) / len(pir), 4),
-            "piracy_detected": f"{sum(s[2] == PIRACY for s in pir)}/{len(pir)}",
             "homologous_mean_similarity": round(sum(s[1] for s in hom) / len(hom), 4),
-            "homologous_flagged": f"{sum(s[2] == PIRACY for s in hom)}/{len(hom)}",
             "piracy_mean_accuracy": round(sum(s[3] for s in pir) / len(pir), 4),
         }
         rows.append(row)
@@ -530,7 +541,7 @@ def outside(args: argparse.Namespace) -> dict[str, Any]:
     from .storage import load_tensors, save_tensors
     from .suspects import TorchSuspect
     from .training import accuracy
-    from .verify import PIRACY, auc, verify
+    from .verify import verify
     from .zoo import Zoo, load_model_from_card
 
     kit = Kit.load(args.kit)
@@ -617,15 +628,11 @@ def outside(args: argparse.Namespace) -> dict[str, Any]:
             "similarity": round(v.similarity, 4), "p_value": v.p_value, "verdict": v.verdict,
         })  # fmt: skip
         log.info("%s: %s", name, rows[-1])
-    pir = [r["similarity"] for r in rows if r["role"] == "piracy"]
-    hom = [r["similarity"] for r in rows if r["role"] == "homologous"]
     return {
         "experiment": "outside",
         "kit": str(kit.path),
         "null": kit.config.null,
         "outputs": args.outputs,
-        "auc": round(auc(pir, hom), 4),
-        "piracy_detected": f"{sum(r['verdict'] == PIRACY for r in rows if r['role'] == 'piracy')}/{len(pir)}",
-        "homologous_flagged": f"{sum(r['verdict'] == PIRACY for r in rows if r['role'] == 'homologous')}/{len(hom)}",
+        **_verdict_counts([(r["role"], r["similarity"], r["verdict"]) for r in rows]),
         "rows": rows,
     }

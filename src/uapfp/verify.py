@@ -141,7 +141,7 @@ def decide(
     """
     null = np.asarray(null, dtype=np.float64)
     if rule == "models":
-        p = prediction_greater(sims, null.reshape(null.shape[0], -1).mean(axis=1))
+        p = prediction_greater(sims, null.mean(axis=1))
     else:
         p = welch_greater(sims, null)
     return p, (PIRACY if p < alpha else NOT_SHOWN)

@@ -543,7 +543,8 @@ def _train_job(
 
     if job.role == "homologous":
         n_train = len(data.x_train)
-        overlap = job.overlap if job.overlap is not None else config.split.homologous_overlap
+        overlap = job.overlap  # plan_jobs gives every homologous job its overlap
+        assert overlap is not None
         h_idx = homologous_indices(n_train, v_idx, seed=job.seed, overlap=overlap)
         model = make_model()
         sel = torch.from_numpy(h_idx)
@@ -557,7 +558,8 @@ def _train_job(
         assert job.attack is not None
         attack = create_attack(job.attack, **config.attack_options.get(job.attack, {}))
         oracle = TorchSuspect(victim_model, input_shape=(c, h, w), num_classes=data.num_classes, name="victim")
-        fraction = job.pool_fraction if job.pool_fraction is not None else 1.0
+        fraction = job.pool_fraction  # plan_jobs gives every piracy job its pool fraction
+        assert fraction is not None
         if fraction < 1.0:  # a thief with a smaller pool: a seeded subset of it
             keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(job.seed))
             pool = pool[keep[: max(1, round(fraction * len(pool)))]]
