@@ -54,3 +54,69 @@ def test_missing_file_and_not_a_kit(tiny_kit, tmp_path):
         Kit.load(copy)
     with pytest.raises(KitIntegrityError, match="uapfp protect"):
         Kit.load(tmp_path / "empty")
+
+
+def test_augmented_fingerprints_are_those_of_modified_copies(tiny_zoo, tiny_kit):
+    from uapfp.errors import ConfigError
+    from uapfp.fingerprint import fingerprint
+    from uapfp.kit import ProtectConfig, zoo_fingerprints
+    from uapfp.modify import Quantize
+    from uapfp.zoo import card_suspect
+
+    for bad in (("finetune",), ("prune:2",), ("blur",)):
+        with pytest.raises(ConfigError):
+            ProtectConfig(augment=bad)
+    ids = [tiny_zoo.victim["id"]]
+    plain = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images, ids=ids)[ids[0]]
+    quant = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images, ids=ids, modification="quantize:3")[ids[0]]
+    suspect = card_suspect(tiny_zoo.victim)
+    suspect.model = Quantize(bits=3).apply(suspect.model)
+    assert torch.allclose(quant, fingerprint(suspect, tiny_kit.v, tiny_kit.probe_images))
+    assert not torch.allclose(quant, plain)
+    # The cache keeps both, apart.
+    again = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images, ids=ids)[ids[0]]
+    assert torch.equal(again, plain)
+
+
+def _cards():
+    cards = [{"id": "victim", "role": "victim", "arch": "A", "optimizer": "adam", "attack": None}]
+    for arch in ("A", "B"):
+        for opt in ("adam", "sgd"):
+            for i, attack in enumerate(("knockoff", "jbda")):
+                cards.append({"id": f"piracy-{arch}-{opt}-{i}", "role": "piracy", "arch": arch, "optimizer": opt,
+                              "attack": {"name": attack}})  # fmt: skip
+            for i in range(3):
+                cards.append({"id": f"homologous-{arch}-{opt}-{i}", "role": "homologous", "arch": arch,
+                              "optimizer": opt, "attack": None})  # fmt: skip
+    return cards
+
+
+def test_split_is_stratified_by_the_given_card_fields():
+    from collections import Counter
+
+    from uapfp.errors import ConfigError
+    from uapfp.kit import ProtectConfig, split_models
+
+    cards = _cards()
+    split = split_models(cards, ProtectConfig(), "A")
+    assert split == split_models(cards, ProtectConfig(), "A") and "victim" not in split
+    # Default, per (role, architecture): 4 piracy -> 2 train, 2 held out; 6 homologous -> 2 each.
+    per_arch = Counter((c["role"], c["arch"], split[c["id"]]) for c in cards[1:])
+    for arch in ("A", "B"):
+        assert per_arch[("piracy", arch, "train")] == per_arch[("piracy", arch, "heldout")] == 2
+        for part in ("calibration", "train", "heldout"):
+            assert per_arch[("homologous", arch, part)] == 2
+    # Per (role, architecture, optimizer): every cell gives the encoder one model of each role.
+    fine = split_models(cards, ProtectConfig(stratify=("arch", "optimizer")), "A")
+    per_cell = Counter((c["role"], c["arch"], c["optimizer"], fine[c["id"]]) for c in cards[1:])
+    for arch in ("A", "B"):
+        for opt in ("adam", "sgd"):
+            assert per_cell[("piracy", arch, opt, "train")] == per_cell[("piracy", arch, opt, "heldout")] == 1
+            for part in ("calibration", "train", "heldout"):
+                assert per_cell[("homologous", arch, opt, part)] == 1
+    held = split_models(cards, ProtectConfig(exclude_archs=("B",)), "A")
+    assert all(held[c["id"]] == "heldout" for c in cards if c["arch"] == "B")
+    paper = split_models(cards, ProtectConfig(paper_split=True), "A")
+    assert all(paper[c["id"]] == "excluded" for c in cards[1:] if c["arch"] == "A")
+    with pytest.raises(ConfigError):
+        ProtectConfig(stratify=("colour",))

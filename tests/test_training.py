@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -64,3 +65,13 @@ def test_divergence_gives_up_with_a_clear_error():
     with pytest.raises(RuntimeError, match="diverged"):
         train_model(Fragile(), x * 100, y, config=TrainConfig(optimizer="sgd", lr=1e6, epochs=1, seed=0),
                     progress=False, max_restarts=1)  # fmt: skip
+
+
+def test_sgd_rate_scales_linearly_with_the_batch():
+    rates = {b: TrainConfig(optimizer="sgd", batch_size=b).resolved_lr for b in (64, 128, 256)}
+    assert rates == pytest.approx({64: 0.025, 128: 0.05, 256: 0.1})
+    assert TrainConfig(optimizer="sgd", batch_size=256, lr=0.01).resolved_lr == 0.01
+    assert (
+        TrainConfig(optimizer="adam", batch_size=64).resolved_lr
+        == TrainConfig(optimizer="adam", batch_size=256).resolved_lr
+    )

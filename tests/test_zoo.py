@@ -60,6 +60,15 @@ def test_build_cards_and_resume_after_interruption(tmp_path, monkeypatch):
     assert {c["id"] for c in zoo.cards} == {"victim", first, second, third}
     assert not list(tmp_path.rglob("*.tmp"))
 
+    # A model trained with an older recipe (here: another learning rate) is trained again.
+    path = tmp_path / "models" / f"{third}.json"
+    card = json.loads(path.read_text())
+    card["train"]["lr"] *= 2
+    path.write_text(json.dumps(card))
+    build_zoo(tmp_path, cfg, progress=False)
+    assert calls == [third]
+    assert json.loads(path.read_text())["train"]["lr"] == card["train"]["lr"] / 2
+
 
 def test_cards_hold_what_the_issue_lists(tmp_path):
     zoo = build_zoo(tmp_path, preset("tiny", **MINI), progress=False)

@@ -206,6 +206,9 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--null", default=None, help="models, global, nearest:K or upper:K")
     p.add_argument("--temperature-jitter", type=float, default=None)
     p.add_argument("--encoder-steps", type=int, default=None)
+    p.add_argument("--augment", default=None, help="modifications augmenting the encoder's training models")
+    p.add_argument("--stratify", default=None, help="card fields the model split is stratified by, e.g. arch")
+    p.add_argument("--encoder-modes", default=None, help="answer modes the encoder trains on, e.g. probs,topk:3,label")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -218,12 +221,18 @@ def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     for name in ("uap_method", "norm", "xi", "fingerprints", "null"):
         if getattr(args, name, None) is not None:
             over[name] = getattr(args, name)
+    if getattr(args, "augment", None) is not None:
+        over["augment"] = _csv(args.augment)
+    if getattr(args, "stratify", None) is not None:
+        over["stratify"] = _csv(args.stratify)
     base = ProtectConfig()
     enc: dict[str, Any] = {}
     if getattr(args, "temperature_jitter", None) is not None:
         enc["temperature_jitter"] = args.temperature_jitter
     if getattr(args, "encoder_steps", None) is not None:
         enc["steps"] = args.encoder_steps
+    if getattr(args, "encoder_modes", None) is not None:
+        enc["output_modes"] = _csv(args.encoder_modes)
     if enc:
         over["encoder"] = replace(base.encoder, **enc)
     return replace(base, **over)

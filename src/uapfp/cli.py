@@ -113,6 +113,10 @@ def _protect_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         overrides["exclude_attacks"] = _csv(args.exclude_attacks)
     if args.paper_split:
         overrides["paper_split"] = True
+    if args.augment is not None:
+        overrides["augment"] = _csv(args.augment)
+    if args.stratify is not None:
+        overrides["stratify"] = _csv(args.stratify)
     enc = {}
     if args.encoder_steps is not None:
         enc["steps"] = args.encoder_steps
@@ -339,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--calibration-fraction", type=float, default=None,
                    help="share of homologous models set aside for the null (default 1/3)")  # fmt: skip
+    p.add_argument("--stratify", default=None,
+                   help="card fields the model split is stratified by (default arch; also optimizer, batch_size, attack)")  # fmt: skip
+    p.add_argument("--augment", default=None,
+                   help="comma-separated modifications (prune:AMOUNT, quantize:BITS) whose copies of the "
+                   "encoder's training models join its training set; '' for none")  # fmt: skip
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_protect)

@@ -26,6 +26,7 @@ from . import __version__
 from .encoder import EncoderConfig, FingerprintEncoder, embed, train_encoder
 from .errors import ConfigError, KitIntegrityError
 from .fingerprint import apply_output_mode, fingerprint
+from .modify import TRAINING_FREE, create_modification
 from .probes import select_probes
 from .storage import ensure_writable_dir, load_tensors, read_json, save_tensors, sha256_file, write_json
 from .suspects import OutputMode
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 KIT_FORMAT = "uapfp-kit/1"
 NULL_RULES = ("models", "global")
+STRATA = ("arch", "optimizer", "batch_size", "attack")
 KIT_FILES = ("kit.json", "uap.safetensors", "probes.safetensors", "encoder.safetensors", "reference.safetensors")
 
 
@@ -45,8 +47,9 @@ class ProtectConfig:
 
     UAP: ``uap_method`` (``deepfool``, the reference algorithm, or ``sgd``), ``norm`` and
     radius ``xi``, computed on ``uap_images`` images of D_V. Probes: ``n_probes`` clusters,
-    ``n_views`` views from ``n_neighbors`` neighbours. Models are split per (role,
-    architecture): ``train_fraction`` of the piracy and homologous models train the encoder,
+    ``n_views`` views from ``n_neighbors`` neighbours. Models are split per role and cell
+    of ``stratify`` (card fields; default the architecture): ``train_fraction`` of the piracy
+    and homologous models train the encoder,
     ``calibration_fraction`` of the homologous models form the null distribution (the
     encoder never sees them), the rest is held out for :func:`uapfp.verify.evaluate`.
     ``exclude_archs`` / ``exclude_attacks`` hold out every model of those architectures or
@@ -57,7 +60,9 @@ class ProtectConfig:
     calibration models), all three tested with the paper's Welch t-test on per-fingerprint
     similarities; or ``models`` (the default): the suspect's mean similarity is tested as one
     more draw from the population of honest models (a prediction t-test against the
-    calibration models' mean similarities; see docs/method.md).
+    calibration models' mean similarities; see docs/method.md). ``augment`` lists
+    modifications without training (``prune:AMOUNT``, ``quantize:BITS``) whose copies of each
+    encoder-training model join the encoder's training set with the model's label.
     """
 
     uap_method: str = "sgd"
@@ -78,9 +83,19 @@ class ProtectConfig:
     alpha: float = 0.05
     fingerprints: int = 20
     null: str = "models"
+    stratify: tuple[str, ...] = ("arch",)
+    augment: tuple[str, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not set(self.stratify) <= set(STRATA):
+            raise ConfigError(f"stratify takes card fields among {', '.join(STRATA)}, not {', '.join(self.stratify)}")
+        for spec in self.augment:
+            if spec.partition(":")[0] not in TRAINING_FREE:
+                raise ConfigError(
+                    f"augment takes modifications without training ({', '.join(TRAINING_FREE)}), not {spec!r}"
+                )
+            create_modification(spec)
         rule, _, k = self.null.partition(":")
         if not (self.null in NULL_RULES or (rule in ("nearest", "upper") and k.isdigit() and int(k) > 0)):
             raise ConfigError(f"null must be 'models', 'global', 'nearest:K' or 'upper:K', not {self.null!r}")
@@ -100,6 +115,8 @@ class ProtectConfig:
         d["encoder"] = self.encoder.to_dict()
         d["exclude_archs"] = list(self.exclude_archs)
         d["exclude_attacks"] = list(self.exclude_attacks)
+        d["augment"] = list(self.augment)
+        d["stratify"] = list(self.stratify)
         return d
 
     @classmethod
@@ -108,6 +125,8 @@ class ProtectConfig:
         d["encoder"] = EncoderConfig.from_dict(d.get("encoder", {}))
         d["exclude_archs"] = tuple(d.get("exclude_archs", ()))
         d["exclude_attacks"] = tuple(d.get("exclude_attacks", ()))
+        d["augment"] = tuple(d.get("augment", ()))
+        d["stratify"] = tuple(d.get("stratify", ("arch",)))
         return cls(**d)
 
 
@@ -125,7 +144,8 @@ def _round(x: float) -> int:
 def split_models(cards: list[dict[str, Any]], config: ProtectConfig, victim_arch: str) -> dict[str, str]:
     """Assign every non-victim model to ``train``, ``calibration``, ``heldout`` or ``excluded``.
 
-    Within each (role, architecture) group, in a seeded random order: a share
+    Within each group of one role and one cell of ``config.stratify`` (the cards' fields,
+    ``attack`` the extraction attack's name), in a seeded random order: a share
     ``calibration_fraction`` of the homologous models calibrates the null (at least one
     when the group has three or more); of the rest, a share ``train_fraction`` (at least
     one) trains the encoder and the others are held out.
@@ -142,8 +162,9 @@ def split_models(cards: list[dict[str, Any]], config: ProtectConfig, victim_arch
         if card["arch"] in config.exclude_archs or _attack_of(card) in config.exclude_attacks:
             assignment[card["id"]] = "heldout"
             continue
-        groups.setdefault((card["role"], card["arch"]), []).append(card)
-    for (role, _arch), group in sorted(groups.items()):
+        cell = tuple(str(_attack_of(card) if k == "attack" else card.get(k)) for k in config.stratify)
+        groups.setdefault((card["role"], *cell), []).append(card)
+    for (role, *_cell), group in sorted(groups.items()):
         n = len(group)
         n_cal = 0
         if role == "homologous":
@@ -167,12 +188,20 @@ def _tensor_digest(*tensors: torch.Tensor) -> str:
 
 
 def zoo_fingerprints(
-    zoo: Zoo, v: torch.Tensor, images: torch.Tensor, *, ids: list[str] | None = None, progress: bool = False
+    zoo: Zoo,
+    v: torch.Tensor,
+    images: torch.Tensor,
+    *,
+    ids: list[str] | None = None,
+    modification: str | None = None,
+    progress: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Full-probability fingerprints (S, D) of zoo models on probe ``images``, cached in the zoo.
 
-    The cache file is keyed by the UAP and probe images, and each entry by the model's
-    weights hash, so a rebuilt model is fingerprinted again.
+    With ``modification`` (a :func:`uapfp.modify.create_modification` spec without training,
+    e.g. ``prune:0.4``), the fingerprints are those of the modified copies. The cache file is
+    keyed by the UAP and probe images, and each entry by the model's weights hash (and the
+    modification), so a rebuilt model is fingerprinted again.
     """
     from tqdm.auto import tqdm
 
@@ -180,11 +209,15 @@ def zoo_fingerprints(
     cache_path = zoo.path / "cache" / f"fingerprints-{key}.safetensors"
     cache = load_tensors(cache_path) if cache_path.is_file() else {}
     wanted = [c for c in zoo.cards if ids is None or c["id"] in ids]
+    mod = create_modification(modification) if modification else None
     out, changed = {}, False
     for card in tqdm(wanted, desc="fingerprints", disable=not progress, leave=False):
-        entry = f"{card['id']}@{card['weights_sha256'][:16]}"
+        entry = f"{card['id']}@{card['weights_sha256'][:16]}" + (f"+{modification}" if mod else "")
         if entry not in cache:
-            cache[entry] = fingerprint(card_suspect(card), v, images)
+            suspect = card_suspect(card)
+            if mod is not None:
+                suspect.model = mod.apply(suspect.model, seed=0)
+            cache[entry] = fingerprint(suspect, v, images)
             changed = True
         out[card["id"]] = cache[entry]
     if changed:
@@ -405,10 +438,15 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     _check_calibration(len(cal_ids), config)
     role = {c["id"]: c["role"] for c in zoo.cards}
     ids = [vcard["id"], *train_ids]
-    labels = torch.tensor([0 if role[i] in ("victim", "piracy") else 1 for i in ids])
+    train_fps = [fps[i] for i in ids]
+    labels = [0 if role[i] in ("victim", "piracy") else 1 for i in ids]
+    for spec in config.augment:
+        extra = zoo_fingerprints(zoo, profile.uap.v, profile.images, ids=ids, modification=spec, progress=progress)
+        train_fps += [extra[i] for i in ids]
+        labels += [0 if role[i] in ("victim", "piracy") else 1 for i in ids]
     num_classes = len(profile.classes)
     encoder = train_encoder(
-        torch.stack([fps[i] for i in ids]), labels, num_classes=num_classes, config=config.encoder, progress=progress
+        torch.stack(train_fps), torch.tensor(labels), num_classes=num_classes, config=config.encoder, progress=progress
     )
     info = {
         "format": KIT_FORMAT,

@@ -45,6 +45,8 @@ class Modification(ABC):
 
 
 _MODIFICATIONS: dict[str, type[Modification]] = {}
+# Modifications that need no data and no training (usable as augmentations of a zoo's models).
+TRAINING_FREE = ("prune", "quantize")
 
 
 def register_modification(cls: type[Modification]) -> type[Modification]:

@@ -223,6 +223,11 @@ class VictimSource:
 # --------------------------------------------------------------------------- cards and loading
 
 
+def job_train_config(config: ZooConfig, job: Job) -> TrainConfig:
+    """The training recipe of one zoo model; a finished model with another recipe is trained again."""
+    return TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=config.epochs, seed=job.seed)
+
+
 def card_path(zoo_dir: Path, model_id: str) -> Path:
     return zoo_dir / "models" / f"{model_id}.json"
 
@@ -453,8 +458,10 @@ def build_zoo(
                 )  # fmt: skip
                 if not same:
                     raise ConfigError(f"{path} was trained with other settings than this plan; use a new --out folder")
-                bar.update(1)
-                continue
+                if card.get("train") == job_train_config(config, job).to_dict():
+                    bar.update(1)
+                    continue
+                log.warning("%s was trained with an older recipe (%s); training it again", job.id, card.get("train"))
             bar.set_postfix_str(job.id)
             _train_job(
                 out, config, job, data, x_v, v_idx, pool, victim_model, victim_pred, victim_acc, common, progress
@@ -535,7 +542,7 @@ def _train_job(
 ) -> dict[str, Any]:  # fmt: skip
     start = time.perf_counter()
     c, h, w = data.input_shape
-    tc = TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=config.epochs, seed=job.seed)
+    tc = job_train_config(config, job)
     torch.manual_seed(job.seed)
 
     def make_model() -> nn.Module:
