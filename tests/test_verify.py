@@ -117,6 +117,20 @@ def test_evaluate_reports_table(tiny_zoo, tiny_kit):
     assert "AUC" in ev.render()
 
 
+@pytest.mark.parametrize("output", ["probs", "label"])
+def test_evaluate_from_stored_fingerprints_equals_querying(tiny_zoo, tiny_kit, output):
+    from uapfp.kit import zoo_fingerprints
+
+    stored = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
+    live = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6)
+    fast = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6, stored=stored)
+    assert [s.id for s in fast.scores] == [s.id for s in live.scores]
+    for a, b in zip(live.scores, fast.scores):
+        assert b.similarity == pytest.approx(a.similarity, abs=1e-6) and b.verdict == a.verdict
+        assert b.p_value == pytest.approx(a.p_value, rel=1e-4, abs=1e-9)
+    assert fast.auc == live.auc
+
+
 def test_budget_exhausted_is_inconclusive(tiny_zoo, tiny_kit):
     card = _card(tiny_zoo, tiny_kit, "piracy")
     s = card_suspect(card, max_queries=2 * 30 * 3 + 10)

@@ -285,8 +285,8 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
     """In-distribution and leave-one-out detection quality of a zoo's kits.
 
     The UAP, probes and fingerprints are computed once; each fold trains an encoder without
-    the held-out architecture (or attack) and verifies every held-out model through
-    :func:`uapfp.verify.evaluate`. For an architecture fold the AUC compares that
+    the held-out architecture (or attack) and scores every held-out model through
+    :func:`uapfp.verify.evaluate` from those stored fingerprints. For an architecture fold the AUC compares that
     architecture's piracy and homologous models; for an attack fold, that attack's piracy
     models against every held-out homologous model.
     """
@@ -324,7 +324,7 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
         kit.sha256 = "unsaved"
         for null in nulls:
             kit.info["config"]["null"] = null
-            ev = evaluate(kit, zoo, output=args.outputs, fingerprints=cfg.fingerprints)
+            ev = evaluate(kit, zoo, output=args.outputs, fingerprints=cfg.fingerprints, stored=profile.fingerprints)
             if kind == "arch":
                 ids = {s.id for s in ev.scores if cards[s.id]["arch"] == name}
             elif kind == "attack":

@@ -530,12 +530,16 @@ def evaluate(
     alpha: float | None = None,
     output: str = "probs",
     ids: list[str] | None = None,
+    stored: dict[str, torch.Tensor] | None = None,
     progress: bool = False,
 ) -> Evaluation:
     """Verify every held-out model of ``zoo`` (or the models ``ids``) with ``kit``.
 
     Each model goes through the same :func:`verify` as any suspect (a local
-    :class:`TorchSuspect` in answer mode ``output``).
+    :class:`TorchSuspect` in answer mode ``output``). ``stored`` (model id -> full-probability
+    fingerprints (S, D) on this kit's UAP and probe sets, e.g. a :class:`uapfp.kit.Profile`'s)
+    skips the queries: each model is scored from its stored fingerprints, truncated to
+    ``output`` as the suspect would have answered, with the same result.
     """
     from tqdm.auto import tqdm
 
@@ -551,8 +555,17 @@ def evaluate(
     n = fingerprints or kit.config.fingerprints
     alpha = alpha if alpha is not None else kit.config.alpha
     scores = []
+    mode = OutputMode.parse(output)
+    if not 2 <= n <= kit.n_sets:
+        raise ConfigError(f"--fingerprints must be between 2 and {kit.n_sets} for this kit")
     for card in tqdm(cards, desc="evaluate", disable=not progress, leave=False):
-        v = verify(kit, card_suspect(card, output=output), fingerprints=n, alpha=alpha)
+        if stored is None:
+            v = verify(kit, card_suspect(card, output=output), fingerprints=n, alpha=alpha)
+        else:
+            f = apply_output_mode(stored[card["id"]][:n], mode, kit.num_classes)
+            queries = n * 2 * kit.probe_images.shape[1]
+            v = _score(kit, list(f), mode=mode, alpha=alpha, n_req=n, name=card["id"], queries=queries,
+                       start=time.perf_counter(), message="")  # fmt: skip
         scores.append(
             ModelScore(
                 id=card["id"], role=card["role"], arch=card["arch"], optimizer=card.get("optimizer"),
