@@ -120,3 +120,31 @@ def test_split_is_stratified_by_the_given_card_fields():
     assert all(paper[c["id"]] == "excluded" for c in cards[1:] if c["arch"] == "A")
     with pytest.raises(ConfigError):
         ProtectConfig(stratify=("colour",))
+
+
+def test_augmented_copies_join_the_encoders_training_set(tiny_zoo, tiny_kit, monkeypatch):
+    from dataclasses import replace
+
+    import uapfp.kit as kit_mod
+    from uapfp.kit import Profile, fit_kit, zoo_fingerprints
+    from uapfp.uap import UAPResult
+
+    seen = []
+    real = kit_mod.train_encoder
+
+    def spy(fingerprints, labels, **kwargs):
+        seen.append((fingerprints.shape[0], labels.tolist()))
+        return real(fingerprints, labels, **kwargs)
+
+    monkeypatch.setattr(kit_mod, "train_encoder", spy)
+    uap = UAPResult(
+        tiny_kit.v, "sgd", "linf", 0.25, fooling_rate_train=0.0, fooling_rate_val=None, seconds=0.0, passes=0
+    )
+    fps = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
+    profile = Profile(uap, tiny_kit.probe_images, fps, tiny_kit.input_shape, tuple(tiny_kit.info["classes"]))
+    base = tiny_kit.config
+    config = replace(base, augment=("prune:0.3", "quantize:4"), encoder=replace(base.encoder, steps=5))
+    kit = fit_kit(tiny_zoo, profile, config, progress=False)
+    n_train = 1 + len(kit.info["models"]["train"])  # the victim and the training models
+    assert seen[0][0] == 3 * n_train and seen[0][1] == seen[0][1][:n_train] * 3
+    assert kit.info["config"]["augment"] == ["prune:0.3", "quantize:4"]

@@ -208,7 +208,6 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--augment", default=None, help="modifications augmenting the encoder's training models")
     p.add_argument("--stratify", default=None, help="card fields the model split is stratified by, e.g. arch")
-    p.add_argument("--encoder-modes", default=None, help="answer modes the encoder trains on, e.g. probs,topk:3,label")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -231,8 +230,6 @@ def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         enc["temperature_jitter"] = args.temperature_jitter
     if getattr(args, "encoder_steps", None) is not None:
         enc["steps"] = args.encoder_steps
-    if getattr(args, "encoder_modes", None) is not None:
-        enc["output_modes"] = _csv(args.encoder_modes)
     if enc:
         over["encoder"] = replace(base.encoder, **enc)
     return replace(base, **over)
@@ -286,9 +283,9 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
 
     The UAP, probes and fingerprints are computed once; each fold trains an encoder without
     the held-out architecture (or attack) and scores every held-out model through
-    :func:`uapfp.verify.evaluate` from those stored fingerprints. For an architecture fold the AUC compares that
-    architecture's piracy and homologous models; for an attack fold, that attack's piracy
-    models against every held-out homologous model.
+    :func:`uapfp.verify.evaluate` from those stored fingerprints. For an architecture fold the
+    AUC compares that architecture's piracy and homologous models; for an attack fold, that
+    attack's piracy models against every held-out homologous model.
     """
     from dataclasses import replace
 
