@@ -439,11 +439,11 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     role = {c["id"]: c["role"] for c in zoo.cards}
     ids = [vcard["id"], *train_ids]
     train_fps = [fps[i] for i in ids]
-    labels = [0 if role[i] in ("victim", "piracy") else 1 for i in ids]
     for spec in config.augment:
         extra = zoo_fingerprints(zoo, profile.uap.v, profile.images, ids=ids, modification=spec, progress=progress)
         train_fps += [extra[i] for i in ids]
-        labels += [0 if role[i] in ("victim", "piracy") else 1 for i in ids]
+    # Each modified copy keeps its model's label: the label list repeats once per augmentation.
+    labels = [0 if role[i] in ("victim", "piracy") else 1 for i in ids] * (1 + len(config.augment))
     num_classes = len(profile.classes)
     encoder = train_encoder(
         torch.stack(train_fps), torch.tensor(labels), num_classes=num_classes, config=config.encoder, progress=progress

@@ -239,6 +239,14 @@ def open_suspect(
 # --------------------------------------------------------------------------- verification
 
 
+def _fingerprint_count(kit: Kit, fingerprints: int | None) -> int:
+    """The number of fingerprints to use (the kit's default when None), checked against the kit."""
+    n = fingerprints or kit.config.fingerprints
+    if not 2 <= n <= kit.n_sets:
+        raise ConfigError(f"--fingerprints must be between 2 and {kit.n_sets} for this kit")
+    return n
+
+
 def verify(
     kit: Kit,
     suspect: Suspect,
@@ -254,10 +262,8 @@ def verify(
     out, the fingerprints measured so far are reported and the verdict is ``inconclusive``.
     """
     start = time.perf_counter()
-    n_req = fingerprints or kit.config.fingerprints
+    n_req = _fingerprint_count(kit, fingerprints)
     alpha = alpha if alpha is not None else kit.config.alpha
-    if not 2 <= n_req <= kit.n_sets:
-        raise ConfigError(f"--fingerprints must be between 2 and {kit.n_sets} for this kit")
     if tuple(suspect.input_shape) != kit.input_shape:
         raise SuspectError(
             f"{suspect.name} takes inputs {suspect.input_shape}, the kit's victim takes {kit.input_shape}"
@@ -552,18 +558,16 @@ def evaluate(
     cards = [c for c in zoo.cards if c["id"] in wanted and c["role"] in ("piracy", "homologous")]
     if not cards:
         raise ConfigError("no held-out piracy or homologous models to evaluate; rebuild the kit with a held-out share")
-    n = fingerprints or kit.config.fingerprints
+    n = _fingerprint_count(kit, fingerprints)
     alpha = alpha if alpha is not None else kit.config.alpha
     scores = []
     mode = OutputMode.parse(output)
-    if not 2 <= n <= kit.n_sets:
-        raise ConfigError(f"--fingerprints must be between 2 and {kit.n_sets} for this kit")
+    queries = n * 2 * kit.probe_images.shape[1]  # what querying the n probe sets would cost
     for card in tqdm(cards, desc="evaluate", disable=not progress, leave=False):
         if stored is None:
             v = verify(kit, card_suspect(card, output=output), fingerprints=n, alpha=alpha)
         else:
             f = apply_output_mode(stored[card["id"]][:n], mode, kit.num_classes)
-            queries = n * 2 * kit.probe_images.shape[1]
             v = _score(kit, list(f), mode=mode, alpha=alpha, n_req=n, name=card["id"], queries=queries,
                        start=time.perf_counter(), message="")  # fmt: skip
         scores.append(
