@@ -78,6 +78,30 @@ def test_auc_hand_computed():
     assert auc([0.9, 0.3], [0.5, 0.1]) == 0.75
 
 
+def test_benchmark_tallies_hand_computed():
+    from uapfp.bench import _tally, _verdict_counts
+
+    scored = [("piracy", 0.9, "piracy"), ("piracy", 0.3, "not shown"), ("homologous", 0.5, "piracy"),
+              ("homologous", 0.1, "not shown"), ("homologous", 0.2, "not shown")]  # fmt: skip
+    t = _tally(scored)
+    assert t["auc"] == round(5 / 6, 4) and (t["piracy"], t["homologous"]) == (2, 3)
+    assert (t["piracy_detected"], t["homologous_flagged"]) == (1, 1)
+    assert t["piracy_mean_similarity"] == 0.6 and t["homologous_mean_similarity"] == round(0.8 / 3, 4)
+    assert _verdict_counts(scored) == {"auc": round(5 / 6, 4), "piracy_detected": "1/2", "homologous_flagged": "1/3"}
+    assert _tally(scored[:2])["auc"] is None  # no homologous model: no AUC
+
+
+def test_repeated_errors_hand_computed():
+    from uapfp.bench import repeated_errors
+
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    victim = torch.tensor([0, 2, 1, 3, 0])  # wrong on images 1, 2 and 4
+    assert repeated_errors(victim, torch.tensor([0, 2, 2, 3, 0]), labels) == pytest.approx(2 / 3)
+    assert repeated_errors(victim, labels, labels) == 0.0  # a perfect model repeats none
+    with pytest.raises(ValueError):
+        repeated_errors(labels, victim, labels)
+
+
 def _card(zoo, kit, role):
     ids = kit.info["models"]["heldout"]
     return next(c for c in zoo.cards if c["id"] in ids and c["role"] == role)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 import uapfp.zoo as zoo_mod
-from uapfp.zoo import Zoo, build_zoo, card_is_finished, load_model_from_card, plan_jobs, preset, zoo_table
+from uapfp.errors import ConfigError
+from uapfp.zoo import (
+    Zoo,
+    ZooConfig,
+    build_zoo,
+    card_is_finished,
+    load_model_from_card,
+    plan_jobs,
+    plan_rounds,
+    preset,
+    zoo_table,
+)
 
 MINI = dict(archs=("C",), include_victim_arch=False, optimizers=("adam",), piracy_per_cell=1, homologous_per_cell=2, epochs=1,
             attacks=("knockoff",), attack_options={"knockoff": {"budget": 500}})  # fmt: skip
@@ -17,13 +29,32 @@ def test_plan_is_deterministic_and_spreads_attacks():
     cfg = preset("small")
     jobs = plan_jobs(cfg)
     assert jobs == plan_jobs(cfg)
-    assert len(jobs) == 5 * 3 * (2 + 3)
+    assert len(jobs) == 5 * 3 * (4 + 6)
     for arch in "ABCDE":
         attacks = {j.attack for j in jobs if j.arch == arch and j.role == "piracy"}
         assert attacks == {"knockoff", "copycat", "jbda", "cloudleak"}, (arch, attacks)
     assert {j.batch_size for j in jobs} <= {64, 128, 256}
     paper = plan_jobs(preset("paper"))
     assert {j.arch for j in paper} == {"B", "C", "D", "E"} and len(paper) == 4 * 3 * 20
+
+
+def test_growing_a_zoo_by_a_round_keeps_its_models():
+    small = preset("small")
+    first = plan_jobs(replace(small, piracy_per_cell=2, homologous_per_cell=3))
+    grown = plan_jobs(small)
+    assert grown[: len(first)] == first  # the 2 + 3 zoo's jobs, unchanged, then the second round
+    assert len({j.id for j in grown}) == len(grown)
+    for arch in "ABCDE":
+        for opt in ("sgd", "adam", "rmsprop"):
+            ids = sorted(j.id for j in grown if (j.arch, j.optimizer, j.role) == (arch, opt, "piracy"))
+            assert ids == [f"piracy-{arch}-{opt}-{i:02d}" for i in range(4)]
+            assert sum((j.arch, j.optimizer, j.role) == (arch, opt, "homologous") for j in grown) == 6
+    # Rounds never exceed the totals; what they leave out forms the last round.
+    assert plan_rounds(replace(small, piracy_per_cell=1, homologous_per_cell=5)) == [(1, 3), (0, 2)]
+    assert plan_rounds(replace(small, rounds=())) == [(4, 6)]
+    with pytest.raises(ConfigError):
+        replace(small, rounds=((1, -1),))
+    assert ZooConfig.from_dict(small.to_dict()) == small
 
 
 def test_build_cards_and_resume_after_interruption(tmp_path, monkeypatch):
@@ -102,8 +133,6 @@ def test_cards_hold_what_the_issue_lists(tmp_path):
 
 
 def test_other_settings_refused(tmp_path):
-    from uapfp.errors import ConfigError
-
     build_zoo(tmp_path, preset("tiny", **{**MINI, "piracy_per_cell": 0, "homologous_per_cell": 0}), progress=False)
     with pytest.raises(ConfigError, match="other settings"):
         build_zoo(tmp_path, preset("tiny", **{**MINI, "seed": 5}), progress=False)

@@ -208,6 +208,9 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--augment", default=None, help="modifications augmenting the encoder's training models")
     p.add_argument("--stratify", default=None, help="card fields the model split is stratified by, e.g. arch")
+    p.add_argument(
+        "--train-fraction", type=float, default=None, help="share of non-calibration models training the encoder"
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -217,7 +220,7 @@ def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .kit import ProtectConfig
 
     over: dict[str, Any] = {"seed": args.seed, "paper_split": args.paper_split}
-    for name in ("uap_method", "norm", "xi", "fingerprints", "null"):
+    for name in ("uap_method", "norm", "xi", "fingerprints", "null", "train_fraction"):
         if getattr(args, name, None) is not None:
             over[name] = getattr(args, name)
     if getattr(args, "augment", None) is not None:
@@ -235,35 +238,39 @@ def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return replace(base, **over)
 
 
-def _fold_result(ev: Any, ids: set[str] | None = None) -> dict[str, Any]:
-    from .verify import PIRACY, auc
-
-    scores = [s for s in ev.scores if ids is None or s.id in ids]
-    pir = [s for s in scores if s.role == "piracy"]
-    hom = [s for s in scores if s.role == "homologous"]
-    mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
-    return {
-        "auc": round(auc([s.similarity for s in pir], [s.similarity for s in hom]), 4) if pir and hom else None,
-        "piracy": len(pir),
-        "homologous": len(hom),
-        "piracy_mean_similarity": mean([s.similarity for s in pir]),
-        "homologous_mean_similarity": mean([s.similarity for s in hom]),
-        "piracy_detected": sum(s.verdict == PIRACY for s in pir),
-        "piracy_max_p": max((s.p_value for s in pir), default=None),
-        "homologous_flagged": sum(s.verdict == PIRACY for s in hom),
-    }
-
-
-def _verdict_counts(scored: list[tuple[str, float, str]]) -> dict[str, Any]:
-    """AUC and ``detected/total`` counts of (role, similarity, verdict) triples."""
+def _tally(scored: list[tuple[str, float, str]]) -> dict[str, Any]:
+    """AUC, counts, mean similarities, detections and false alarms of (role, similarity, verdict) triples."""
     from .verify import PIRACY, auc
 
     pir = [(sim, verdict) for role, sim, verdict in scored if role == "piracy"]
     hom = [(sim, verdict) for role, sim, verdict in scored if role == "homologous"]
+    mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     return {
-        "auc": round(auc([sim for sim, _ in pir], [sim for sim, _ in hom]), 4),
-        "piracy_detected": f"{sum(verdict == PIRACY for _, verdict in pir)}/{len(pir)}",
-        "homologous_flagged": f"{sum(verdict == PIRACY for _, verdict in hom)}/{len(hom)}",
+        "auc": round(auc([sim for sim, _ in pir], [sim for sim, _ in hom]), 4) if pir and hom else None,
+        "piracy": len(pir),
+        "homologous": len(hom),
+        "piracy_mean_similarity": mean([sim for sim, _ in pir]),
+        "homologous_mean_similarity": mean([sim for sim, _ in hom]),
+        "piracy_detected": sum(verdict == PIRACY for _, verdict in pir),
+        "homologous_flagged": sum(verdict == PIRACY for _, verdict in hom),
+    }
+
+
+def _fold_result(ev: Any, ids: set[str] | None = None) -> dict[str, Any]:
+    """:func:`_tally` of an evaluation's scores (those of ``ids``), with the largest piracy p-value."""
+    scores = [s for s in ev.scores if ids is None or s.id in ids]
+    row = _tally([(s.role, s.similarity, s.verdict) for s in scores])
+    row["piracy_max_p"] = max((s.p_value for s in scores if s.role == "piracy"), default=None)
+    return row
+
+
+def _verdict_counts(scored: list[tuple[str, float, str]]) -> dict[str, Any]:
+    """AUC and ``detected/total`` counts of (role, similarity, verdict) triples."""
+    t = _tally(scored)
+    return {
+        "auc": t["auc"],
+        "piracy_detected": f"{t['piracy_detected']}/{t['piracy']}",
+        "homologous_flagged": f"{t['homologous_flagged']}/{t['homologous']}",
     }
 
 
@@ -486,6 +493,65 @@ def verify_speed(args: argparse.Namespace) -> dict[str, Any]:
         "first_seconds": round(times[0], 3),
         "median_seconds": round(statistics.median(times), 3),
         "max_seconds": round(max(times), 3),
+    }
+
+
+# --------------------------------------------------------------------------- lineage without the encoder
+
+
+def repeated_errors(victim_pred: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of the images the victim labels wrongly on which ``pred`` gives the victim's wrong label."""
+    wrong = victim_pred != labels
+    if not bool(wrong.any()):
+        raise ValueError("the victim makes no error on these images")
+    return float((pred[wrong] == victim_pred[wrong]).float().mean())
+
+
+def _errors_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--data-dir", default=None)
+
+
+@register(
+    "error-agreement",
+    "share of the victim's test errors each zoo model repeats: a lineage measure the encoder never sees",
+    _errors_args,
+)
+def error_agreement(args: argparse.Namespace) -> dict[str, Any]:
+    """Per zoo model, :func:`repeated_errors` on the test set, and the AUC it gives alone.
+
+    A copy inherits the victim's mistakes; an honest model makes its own. Models that repeat the
+    victim's mistakes as often as copies do are honest look-alikes no output-based method can
+    be expected to clear.
+    """
+    from .training import predict_logits
+    from .verify import auc
+    from .zoo import Zoo, load_model_from_card
+
+    zoo = Zoo.load(args.zoo)
+    data = zoo.load_dataset(args.data_dir)
+    victim_pred = predict_logits(load_model_from_card(zoo.victim), data.x_test).argmax(1)
+    rows = []
+    for card in zoo.cards:
+        if card["role"] == "victim":
+            continue
+        pred = predict_logits(load_model_from_card(card), data.x_test).argmax(1)
+        share = repeated_errors(victim_pred, pred, data.y_test)
+        rows.append({"id": card["id"], "role": card["role"], "arch": card["arch"], "repeated_errors": round(share, 4)})
+    roles = {}
+    for role in ("piracy", "homologous"):
+        xs = [r["repeated_errors"] for r in rows if r["role"] == role]
+        if xs:
+            roles[role] = {"n": len(xs), "min": min(xs), "mean": round(statistics.fmean(xs), 4), "max": max(xs)}
+    pir = [r["repeated_errors"] for r in rows if r["role"] == "piracy"]
+    hom = [r["repeated_errors"] for r in rows if r["role"] == "homologous"]
+    return {
+        "experiment": "error-agreement",
+        "zoo": str(zoo.path),
+        "victim_errors": int((victim_pred != data.y_test).sum()),
+        "auc": round(auc(pir, hom), 4) if pir and hom else None,
+        "roles": roles,
+        "models": sorted(rows, key=lambda r: -r["repeated_errors"]),
     }
 
 

@@ -302,8 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", default=None, help="comma-separated architectures (A,B,C,D,E or module:factory)")
     p.add_argument("--optimizers", default=None, help="comma-separated: sgd,adam,rmsprop")
     p.add_argument("--attacks", default=None, help="comma-separated extraction attacks")
-    p.add_argument("--piracy", type=int, default=None, help="piracy models per architecture and optimizer")
-    p.add_argument("--homologous", type=int, default=None, help="homologous models per architecture and optimizer")
+    p.add_argument("--piracy", type=int, default=None, help="piracy models per architecture and optimizer, in all")
+    p.add_argument(
+        "--homologous", type=int, default=None, help="homologous models per architecture and optimizer, in all"
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--overlap", type=float, default=0.5, help="overlap rate of each D_H with D_V (default 0.5)")
     p.add_argument("--victim-arch", default=None, help="architecture of the victim trained here (default A)")

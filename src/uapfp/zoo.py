@@ -68,6 +68,10 @@ class ZooConfig:
     share of the attacker's pool a thief holds) are cycled over homologous and piracy models,
     so that the zoo spans honest models trained on data from disjoint to identical to D_V,
     and thieves with small and large pools.
+    Jobs are planned in rounds, each a pass over the cells: ``rounds`` gives the (piracy,
+    homologous) counts per cell of the leading rounds, and a last round adds the rest up to
+    the totals. Seeds, batch sizes and attacks are drawn in that order, so a zoo grown by one
+    more round keeps every model it has (the ``small`` preset grew from 2 + 3 to 4 + 6 that way).
     ``include_victim_arch`` adds the victim's own architecture (a user's factory too) to
     ``archs``: thieves often reuse a public architecture, and an encoder that never saw
     honest models of the victim's architecture cannot tell them from the victim.
@@ -89,6 +93,7 @@ class ZooConfig:
     include_victim_arch: bool = True
     homologous_overlaps: tuple[float, ...] | None = None
     pool_fractions: tuple[float, ...] = (1.0,)
+    rounds: tuple[tuple[int, int], ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -103,11 +108,14 @@ class ZooConfig:
             create_attack(at, **self.attack_options.get(at, {}))
         if not self.attacks and self.piracy_per_cell:
             raise ConfigError("piracy models need at least one extraction attack")
+        if any(len(r) != 2 or min(r) < 0 for r in self.rounds):
+            raise ConfigError("rounds are (piracy, homologous) counts per cell, each >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("archs", "optimizers", "attacks", "batch_sizes", "homologous_overlaps", "pool_fractions"):
             d[k] = list(d[k]) if d[k] is not None else None
+        d["rounds"] = [list(r) for r in self.rounds]
         return d
 
     @classmethod
@@ -116,6 +124,7 @@ class ZooConfig:
         for k in ("archs", "optimizers", "attacks", "batch_sizes", "homologous_overlaps", "pool_fractions"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
+        d["rounds"] = tuple(tuple(r) for r in d.get("rounds", ()))
         if "split" in d:
             d["split"] = SplitConfig(**d["split"])
         return cls(**d)
@@ -137,7 +146,7 @@ PRESETS: dict[str, ZooConfig] = {
         epochs=4,
         batch_sizes=(128,),
     ),
-    "small": ZooConfig(homologous_per_cell=3),
+    "small": ZooConfig(piracy_per_cell=4, homologous_per_cell=6, rounds=((2, 3),)),
     "paper": ZooConfig(
         archs=("B", "C", "D", "E"),
         include_victim_arch=False,
@@ -174,40 +183,56 @@ def _safe_id(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
+def plan_rounds(config: ZooConfig) -> list[tuple[int, int]]:
+    """The (piracy, homologous) counts per cell of each planning round, summing to the totals."""
+    rounds, left = [], [config.piracy_per_cell, config.homologous_per_cell]
+    for r in config.rounds:
+        take = [min(n, k) for n, k in zip(r, left)]
+        rounds.append((take[0], take[1]))
+        left = [k - t for k, t in zip(left, take)]
+    if any(left):
+        rounds.append((left[0], left[1]))
+    return rounds
+
+
 def plan_jobs(config: ZooConfig) -> list[Job]:
-    """The deterministic list of homologous and piracy models of ``config``."""
+    """The deterministic list of homologous and piracy models of ``config``, round by round."""
     rng = np.random.default_rng([config.seed, 0x200])
     jobs: list[Job] = []
     piracy_index = homologous_index = 0
     overlaps = config.homologous_overlaps or (config.split.homologous_overlap,)
-    for arch in config.archs:
-        for opt in config.optimizers:
-            for role, count in (("piracy", config.piracy_per_cell), ("homologous", config.homologous_per_cell)):
-                for i in range(count):
-                    attack = overlap = fraction = None
-                    if role == "piracy":
-                        attack = config.attacks[piracy_index % len(config.attacks)]
-                        # Cycled at a different period than the attacks, so that they mix.
-                        fraction = config.pool_fractions[
-                            (piracy_index // len(config.attacks)) % len(config.pool_fractions)
-                        ]
-                        piracy_index += 1
-                    else:
-                        overlap = overlaps[homologous_index % len(overlaps)]
-                        homologous_index += 1
-                    jobs.append(
-                        Job(
-                            id=f"{role}-{_safe_id(arch)}-{opt}-{i:02d}",
-                            role=role,
-                            arch=arch,
-                            optimizer=opt,
-                            batch_size=int(rng.choice(config.batch_sizes)),
-                            seed=int(rng.integers(0, 2**31 - 1)),
-                            attack=attack,
-                            overlap=overlap,
-                            pool_fraction=fraction,
+    done: dict[tuple[str, str, str], int] = {}  # models planned so far per (arch, optimizer, role)
+    for counts in plan_rounds(config):
+        for arch in config.archs:
+            for opt in config.optimizers:
+                for role, count in zip(("piracy", "homologous"), counts):
+                    first = done.get((arch, opt, role), 0)
+                    done[(arch, opt, role)] = first + count
+                    for i in range(first, first + count):
+                        attack = overlap = fraction = None
+                        if role == "piracy":
+                            attack = config.attacks[piracy_index % len(config.attacks)]
+                            # Cycled at a different period than the attacks, so that they mix.
+                            fraction = config.pool_fractions[
+                                (piracy_index // len(config.attacks)) % len(config.pool_fractions)
+                            ]
+                            piracy_index += 1
+                        else:
+                            overlap = overlaps[homologous_index % len(overlaps)]
+                            homologous_index += 1
+                        jobs.append(
+                            Job(
+                                id=f"{role}-{_safe_id(arch)}-{opt}-{i:02d}",
+                                role=role,
+                                arch=arch,
+                                optimizer=opt,
+                                batch_size=int(rng.choice(config.batch_sizes)),
+                                seed=int(rng.integers(0, 2**31 - 1)),
+                                attack=attack,
+                                overlap=overlap,
+                                pool_fraction=fraction,
+                            )
                         )
-                    )
     return jobs
 
 
