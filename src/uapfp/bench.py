@@ -531,26 +531,27 @@ def error_agreement(args: argparse.Namespace) -> dict[str, Any]:
     zoo = Zoo.load(args.zoo)
     data = zoo.load_dataset(args.data_dir)
     victim_pred = predict_logits(load_model_from_card(zoo.victim), data.x_test).argmax(1)
+    # Only the victim's wrong images count: the models are run on those alone.
+    wrong = victim_pred != data.y_test
+    x_wrong, y_wrong, victim_wrong = data.x_test[wrong], data.y_test[wrong], victim_pred[wrong]
     rows = []
     for card in zoo.cards:
         if card["role"] == "victim":
             continue
-        pred = predict_logits(load_model_from_card(card), data.x_test).argmax(1)
-        share = repeated_errors(victim_pred, pred, data.y_test)
+        pred = predict_logits(load_model_from_card(card), x_wrong).argmax(1)
+        share = repeated_errors(victim_wrong, pred, y_wrong)
         rows.append({"id": card["id"], "role": card["role"], "arch": card["arch"], "repeated_errors": round(share, 4)})
-    roles = {}
-    for role in ("piracy", "homologous"):
-        xs = [r["repeated_errors"] for r in rows if r["role"] == role]
-        if xs:
-            roles[role] = {"n": len(xs), "min": min(xs), "mean": round(statistics.fmean(xs), 4), "max": max(xs)}
-    pir = [r["repeated_errors"] for r in rows if r["role"] == "piracy"]
-    hom = [r["repeated_errors"] for r in rows if r["role"] == "homologous"]
+    by_role = {role: [r["repeated_errors"] for r in rows if r["role"] == role] for role in ("piracy", "homologous")}
     return {
         "experiment": "error-agreement",
         "zoo": str(zoo.path),
-        "victim_errors": int((victim_pred != data.y_test).sum()),
-        "auc": round(auc(pir, hom), 4) if pir and hom else None,
-        "roles": roles,
+        "victim_errors": int(wrong.sum()),
+        "auc": round(auc(by_role["piracy"], by_role["homologous"]), 4) if all(by_role.values()) else None,
+        "roles": {
+            role: {"n": len(xs), "min": min(xs), "mean": round(statistics.fmean(xs), 4), "max": max(xs)}
+            for role, xs in by_role.items()
+            if xs
+        },
         "models": sorted(rows, key=lambda r: -r["repeated_errors"]),
     }
 
