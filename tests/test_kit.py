@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from uapfp.errors import KitIntegrityError
-from uapfp.kit import KIT_FILES, Kit
+from uapfp.kit import KIT_FILES, NULL_ENCODERS_FILE, Kit
 
 
 def test_kit_holds_what_verification_needs(tiny_kit):
@@ -22,7 +22,8 @@ def test_kit_holds_what_verification_needs(tiny_kit):
         assert key in info
     assert info["uap"]["fooling_rate_val"] is not None
     files = json.loads((tiny_kit.path / "manifest.json").read_text())["files"]
-    assert set(files) == set(KIT_FILES)
+    # two architectures: the default (auto) calibration is the kit's own encoder, no extra file
+    assert set(files) == set(KIT_FILES) and tiny_kit.config.calibration == "kit" and not tiny_kit.null_encoders
     # The training, calibration and held-out models are disjoint.
     m = info["models"]
     assert not set(m["train"]) & set(m["calibration"]) and not set(m["train"]) & set(m["heldout"])
@@ -35,10 +36,12 @@ def test_round_trip_same_embeddings(tiny_kit, tmp_path):
     assert again.sha256 == tiny_kit.sha256
 
 
-@pytest.mark.parametrize("name", ["encoder.safetensors", "kit.json", "uap.safetensors", "probes.safetensors"])
-def test_tampered_file_refused(tiny_kit, tmp_path, name):
+@pytest.mark.parametrize(
+    "name", ["encoder.safetensors", "kit.json", "uap.safetensors", "probes.safetensors", NULL_ENCODERS_FILE]
+)
+def test_tampered_file_refused(tiny_kit, lao_kit, tmp_path, name):
     copy = tmp_path / "kit"
-    shutil.copytree(tiny_kit.path, copy)
+    shutil.copytree(lao_kit.path if name == NULL_ENCODERS_FILE else tiny_kit.path, copy)
     data = bytearray((copy / name).read_bytes())
     data[len(data) // 2] ^= 0x01  # flip one bit
     (copy / name).write_bytes(bytes(data))
@@ -122,12 +125,50 @@ def test_split_is_stratified_by_the_given_card_fields():
         ProtectConfig(stratify=("colour",))
 
 
+def _profile(tiny_zoo, tiny_kit):
+    from uapfp.kit import Profile, zoo_fingerprints
+    from uapfp.uap import UAPResult
+
+    uap = UAPResult(
+        tiny_kit.v, "sgd", "linf", 0.25, fooling_rate_train=0.0, fooling_rate_val=None, seconds=0.0, passes=0
+    )
+    fps = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
+    return Profile(uap, tiny_kit.probe_images, fps, tiny_kit.input_shape, tuple(tiny_kit.info["classes"]))
+
+
+@pytest.fixture(scope="module")
+def lao_kit(tiny_zoo, tiny_kit, tmp_path_factory):
+    """The tiny kit with leave-arch-out calibration (few encoder steps: its numbers are not judged)."""
+    from dataclasses import replace
+
+    from uapfp.kit import fit_kit
+
+    base = tiny_kit.config
+    config = replace(base, calibration="leave-arch-out", encoder=replace(base.encoder, steps=20))
+    kit = fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), config, progress=False)
+    return Kit.load(kit.save(tmp_path_factory.mktemp("lao-kit")).path)
+
+
+def test_auto_calibration_needs_four_architectures():
+    from uapfp.kit import ProtectConfig, resolve_calibration
+
+    def cards_of(archs):
+        return {f"{r}-{a}-{k}": {"arch": a, "role": r} for a in archs for r in ("piracy", "homologous") for k in (0, 1)}
+
+    auto = ProtectConfig()
+    assert auto.calibration == "auto"
+    for archs, expected in (("AB", "kit"), ("ABC", "kit"), ("ABCD", "leave-arch-out"), ("ABCDE", "leave-arch-out")):
+        cards = cards_of(archs)
+        train = {i: ("train" if i.endswith("0") else "calibration") for i in cards}
+        assert resolve_calibration(cards, train, auto) == expected
+        assert resolve_calibration(cards, train, ProtectConfig(calibration="pooled")) == "pooled"
+
+
 def test_augmented_copies_join_the_encoders_training_set(tiny_zoo, tiny_kit, monkeypatch):
     from dataclasses import replace
 
     import uapfp.kit as kit_mod
-    from uapfp.kit import Profile, fit_kit, zoo_fingerprints
-    from uapfp.uap import UAPResult
+    from uapfp.kit import fit_kit
 
     seen = []
     real = kit_mod.train_encoder
@@ -137,14 +178,103 @@ def test_augmented_copies_join_the_encoders_training_set(tiny_zoo, tiny_kit, mon
         return real(fingerprints, labels, **kwargs)
 
     monkeypatch.setattr(kit_mod, "train_encoder", spy)
-    uap = UAPResult(
-        tiny_kit.v, "sgd", "linf", 0.25, fooling_rate_train=0.0, fooling_rate_val=None, seconds=0.0, passes=0
-    )
-    fps = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
-    profile = Profile(uap, tiny_kit.probe_images, fps, tiny_kit.input_shape, tuple(tiny_kit.info["classes"]))
     base = tiny_kit.config
     config = replace(base, augment=("prune:0.3", "quantize:4"), encoder=replace(base.encoder, steps=5))
-    kit = fit_kit(tiny_zoo, profile, config, progress=False)
+    kit = fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), config, progress=False)
     n_train = 1 + len(kit.info["models"]["train"])  # the victim and the training models
     assert seen[0][0] == 3 * n_train and seen[0][1] == seen[0][1][:n_train] * 3
     assert kit.info["config"]["augment"] == ["prune:0.3", "quantize:4"]
+
+
+def test_leave_arch_out_encoders_train_without_the_architecture(tiny_zoo, tiny_kit, monkeypatch):
+    from dataclasses import replace
+
+    import uapfp.kit as kit_mod
+    from uapfp.kit import fit_kit
+
+    seen = []
+    real = kit_mod.train_encoder
+
+    def spy(fingerprints, labels, **kwargs):
+        seen.append((fingerprints, labels.tolist()))
+        return real(fingerprints, labels, **kwargs)
+
+    monkeypatch.setattr(kit_mod, "train_encoder", spy)
+    profile = _profile(tiny_zoo, tiny_kit)
+    base = tiny_kit.config
+    config = replace(base, calibration="leave-arch-out", encoder=replace(base.encoder, steps=5))
+    kit = fit_kit(tiny_zoo, profile, config, progress=False)
+    cards = {c["id"]: c for c in tiny_zoo.cards}
+    train = kit.info["models"]["train"]
+    archs = sorted({cards[i]["arch"] for i in kit.info["models"]["calibration"]})
+    assert archs == ["A", "C"] and sorted(kit.null_encoders) == archs and len(seen) == 1 + len(archs)
+    victim = tiny_zoo.victim["id"]
+    for (fingerprints, labels), arch in zip(seen[1:], archs):
+        ids = [victim] + [i for i in train if cards[i]["arch"] != arch]  # the victim is always the reference
+        assert torch.equal(fingerprints, torch.stack([profile.fingerprints[i] for i in ids]))
+        assert labels == [0 if cards[i]["role"] in ("victim", "piracy") else 1 for i in ids]
+    assert kit.null_archs == [cards[i]["arch"] for i in kit.info["models"]["calibration"]]
+
+
+def test_null_similarities_follow_the_calibration(lao_kit):
+    from uapfp.verify import cosine_similarities
+
+    kit = Kit.load(lao_kit.path)
+    n = kit.config.fingerprints
+    f_v = kit.victim_fingerprints[:n]
+    by_kit = torch.stack([cosine_similarities(kit.encoder, f_v, f[:n]) for f in kit.null_fingerprints])
+    by_arch = torch.stack([
+        cosine_similarities(kit.null_encoders[arch], f_v, f[:n])
+        for f, arch in zip(kit.null_fingerprints, kit.null_archs)
+    ])  # fmt: skip
+    assert kit.config.calibration == "leave-arch-out"
+    torch.testing.assert_close(kit.null_similarities(n_sets=n), by_arch)
+    assert not torch.allclose(by_arch, by_kit)
+    for calibration, expected in (("kit", by_kit), ("pooled", torch.cat([by_kit, by_arch]))):
+        kit.info["config"]["calibration"] = calibration
+        torch.testing.assert_close(kit.null_similarities(n_sets=n), expected)
+    # label-only suspects are compared label to label, by every encoder
+    kit.info["config"]["calibration"] = "pooled"
+    pooled = kit.null_similarities("label", n)
+    assert pooled.shape == (2 * len(kit.null_archs), n)
+    # nearest:K picks both scores of the calibration models nearest the suspect
+    kit.info["config"]["null"] = "nearest:4"
+    picked = kit.null_for(kit.null_fingerprints[0, :n], "label")
+    assert picked.shape == (4, n)
+    assert any(torch.equal(picked[0], row) for row in pooled[[0, len(kit.null_archs)]])
+
+
+def test_kit_without_leave_arch_out_encoders(lao_kit, tmp_path):
+    """A kit made before the calibration option loads as ``kit``; one that claims more is refused."""
+    from uapfp.storage import sha256_file
+
+    copy = tmp_path / "kit"
+    shutil.copytree(lao_kit.path, copy)
+    (copy / NULL_ENCODERS_FILE).unlink()
+    info = json.loads((copy / "kit.json").read_text())
+    del info["config"]["calibration"]
+    (copy / "kit.json").write_text(json.dumps(info))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["files"][NULL_ENCODERS_FILE]
+    manifest["files"]["kit.json"] = sha256_file(copy / "kit.json")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    old = Kit.load(copy)
+    assert old.config.calibration == "kit" and not old.null_encoders
+    assert old.null_similarities().shape[0] == len(old.info["models"]["calibration"])
+    old.info["config"]["calibration"] = "pooled"
+    with pytest.raises(KitIntegrityError, match="leave-arch-out encoders"):
+        old.null_similarities()
+
+
+def test_leave_arch_out_needs_another_architecture(tiny_zoo, tiny_kit):
+    from dataclasses import replace
+
+    from uapfp.errors import ConfigError
+    from uapfp.kit import fit_kit
+
+    base = tiny_kit.config
+    config = replace(base, exclude_archs=("C",), calibration="leave-arch-out", encoder=replace(base.encoder, steps=5))
+    with pytest.raises(ConfigError, match="other than A"):
+        fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), config, progress=False)
+    kit = fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), replace(config, calibration="kit"), progress=False)
+    assert not kit.null_encoders

@@ -213,3 +213,5 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
 
     assert verify(Kit.load(kit_dir), s).similarity == pytest.approx(1.0, abs=1e-5)
     assert torch.is_tensor(zoo.splits()["pool"])
+    # too few architectures for leave-arch-out: the default (auto) calibration fell back to the kit's encoder
+    assert Kit.load(kit_dir).config.calibration == "kit" and "calibration kit" in out

@@ -204,6 +204,7 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outputs", default="probs", help="suspects answer probs, topk:K or label")
     p.add_argument("--paper-split", action="store_true")
     p.add_argument("--null", default=None, help="models, global, nearest:K or upper:K")
+    p.add_argument("--calibration", default=None, choices=["auto", "kit", "leave-arch-out", "pooled"])
     p.add_argument("--temperature-jitter", type=float, default=None)
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--augment", default=None, help="modifications augmenting the encoder's training models")
@@ -220,7 +221,7 @@ def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .kit import ProtectConfig
 
     over: dict[str, Any] = {"seed": args.seed, "paper_split": args.paper_split}
-    for name in ("uap_method", "norm", "xi", "fingerprints", "null", "train_fraction"):
+    for name in ("uap_method", "norm", "xi", "fingerprints", "null", "train_fraction", "calibration"):
         if getattr(args, name, None) is not None:
             over[name] = getattr(args, name)
     if getattr(args, "augment", None) is not None:
@@ -278,6 +279,11 @@ def _folds_args(p: argparse.ArgumentParser) -> None:
     _protect_args(p)
     p.add_argument("--folds", default="none,archs,attacks", help="none (the default split), archs, attacks")
     p.add_argument("--nulls", default=None, help="comma-separated null rules to compare on the same kits")
+    p.add_argument(
+        "--calibrations",
+        default=None,
+        help="comma-separated calibrations (auto, kit, leave-arch-out, pooled) to compare",
+    )
 
 
 @register(
@@ -296,7 +302,7 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
     """
     from dataclasses import replace
 
-    from .kit import fit_kit, profile_zoo
+    from .kit import fit_kit, profile_zoo, resolve_calibration, split_models
     from .verify import evaluate
     from .zoo import Zoo
 
@@ -322,12 +328,22 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
         attacks = sorted({(c.get("attack") or {}).get("name") for c in zoo.cards if c["role"] == "piracy"})
         plan += [("attack", t, replace(config, exclude_attacks=(t,))) for t in attacks]
     nulls = _csv(args.nulls) if args.nulls else (config.null,)
+    asked = _csv(args.calibrations) if args.calibrations else (config.calibration,)
+    for calibration in asked:
+        replace(config, calibration=calibration)  # refuses an unknown name before any training
     for kind, name, cfg in plan:
         start = time.perf_counter()
-        kit = fit_kit(zoo, profile, cfg, progress=False)
+        assignment = split_models(zoo.cards, cfg, victim_arch)
+        calibrations = list(dict.fromkeys(
+            resolve_calibration(cards, assignment, replace(cfg, calibration=c)) for c in asked
+        ))  # fmt: skip
+        # one kit serves every calibration: a pooled kit holds the leave-arch-out encoders too
+        fit_calibration = "kit" if calibrations == ["kit"] else "pooled"
+        kit = fit_kit(zoo, profile, replace(cfg, calibration=fit_calibration), progress=False)
         kit.sha256 = "unsaved"
-        for null in nulls:
+        for null, calibration in [(n, c) for c in calibrations for n in nulls]:
             kit.info["config"]["null"] = null
+            kit.info["config"]["calibration"] = calibration
             ev = evaluate(kit, zoo, output=args.outputs, fingerprints=cfg.fingerprints, stored=profile.fingerprints)
             if kind == "arch":
                 ids = {s.id for s in ev.scores if cards[s.id]["arch"] == name}
@@ -338,13 +354,13 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
                 }  # fmt: skip
             else:
                 ids = None
-            row = {"fold": kind, "held_out": name, "null": null, **_fold_result(ev, ids),
+            row = {"fold": kind, "held_out": name, "null": null, "calibration": calibration, **_fold_result(ev, ids),
                    "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             if kind == "default":
                 row["groups"] = ev.groups
                 row["models"] = [asdict(s) for s in ev.scores]
             report["folds"].append(row)
-            log.info("fold %s %s null %s: %s", kind, name, null,
+            log.info("fold %s %s null %s calibration %s: %s", kind, name, null, calibration,
                      {k: row[k] for k in ("auc", "piracy_mean_similarity", "homologous_mean_similarity", "homologous_flagged")})  # fmt: skip
     return report
 

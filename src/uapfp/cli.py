@@ -100,7 +100,8 @@ def _protect_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     base = ProtectConfig()
     overrides: dict[str, Any] = {"seed": args.seed}
-    for name in ("uap_method", "norm", "xi", "uap_images", "alpha", "fingerprints", "null", "calibration_fraction"):
+    names = ("uap_method", "norm", "xi", "uap_images", "alpha", "fingerprints", "null", "calibration_fraction")
+    for name in (*names, "calibration"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if args.probes is not None:
@@ -345,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--calibration-fraction", type=float, default=None,
                    help="share of homologous models set aside for the null (default 1/3)")  # fmt: skip
+    p.add_argument("--calibration", default=None, choices=["auto", "kit", "leave-arch-out", "pooled"],
+                   help="which encoder scores the null's models: the kit's, ones trained without each model's "
+                   "architecture, or both; default auto: leave-arch-out when the encoder trains on 4 or more "
+                   "architectures, else kit (see docs/method.md)")  # fmt: skip
     p.add_argument("--stratify", default=None,
                    help="card fields the model split is stratified by (default arch; also optimizer, batch_size, attack)")  # fmt: skip
     p.add_argument("--augment", default=None,

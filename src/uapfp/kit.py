@@ -4,7 +4,9 @@ A kit is a folder of safetensors and JSON files with a ``manifest.json`` of thei
 hashes; :meth:`Kit.load` refuses a kit whose files do not match. It holds the victim's UAP,
 the probe images (all views), the encoder's weights, the victim's fingerprints and
 embeddings, and the fingerprints and similarities of the calibration homologous models
-(the null distribution), plus the input spec, class count, hyperparameters and versions.
+(the null distribution; with leave-arch-out calibration also the encoders that score them,
+in ``null-encoders.safetensors``), plus the input spec, class count, hyperparameters and
+versions.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,12 @@ KIT_FORMAT = "uapfp-kit/1"
 NULL_RULES = ("models", "global")
 STRATA = ("arch", "optimizer", "batch_size", "attack")
 KIT_FILES = ("kit.json", "uap.safetensors", "probes.safetensors", "encoder.safetensors", "reference.safetensors")
+NULL_ENCODERS_FILE = "null-encoders.safetensors"  # only in kits whose calibration is not "kit"
+CALIBRATIONS = ("auto", "kit", "leave-arch-out", "pooled")
+# ``auto`` calibrates leave-arch-out when the encoder trains on this many architectures or more:
+# measured good with 4 and 5 (docs/method.md), useless with 2 (an encoder that knows one
+# architecture maps the other's honest models onto the victim); 3 is unmeasured.
+AUTO_MIN_ARCHS = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,12 @@ class ProtectConfig:
     calibration models' mean similarities; see docs/method.md). ``augment`` lists
     modifications without training (``prune:AMOUNT``, ``quantize:BITS``) whose copies of each
     encoder-training model join the encoder's training set with the model's label.
+    ``calibration`` says which encoder scores the calibration models: ``kit`` (the kit's
+    own), ``leave-arch-out`` (for each, an encoder trained like the kit's but without any
+    model of that model's architecture, so that the null describes honest models of a kind
+    the encoder never saw) or ``pooled`` (both scores of every calibration model); ``auto``
+    (the default) is ``leave-arch-out`` when the encoder's training models span at least
+    ``AUTO_MIN_ARCHS`` architectures, else ``kit``. A kit records the calibration it used.
     """
 
     uap_method: str = "sgd"
@@ -85,9 +99,12 @@ class ProtectConfig:
     null: str = "models"
     stratify: tuple[str, ...] = ("arch",)
     augment: tuple[str, ...] = ()
+    calibration: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, not {self.calibration!r}")
         if not set(self.stratify) <= set(STRATA):
             raise ConfigError(f"stratify takes card fields among {', '.join(STRATA)}, not {', '.join(self.stratify)}")
         for spec in self.augment:
@@ -127,6 +144,7 @@ class ProtectConfig:
         d["exclude_attacks"] = tuple(d.get("exclude_attacks", ()))
         d["augment"] = tuple(d.get("augment", ()))
         d["stratify"] = tuple(d.get("stratify", ("arch",)))
+        d.setdefault("calibration", "kit")  # kits made before the field existed
         return cls(**d)
 
 
@@ -243,6 +261,8 @@ class Kit:
     victim_fingerprints: torch.Tensor
     null_fingerprints: torch.Tensor
     sha256: str
+    null_encoders: dict[str, FingerprintEncoder] = field(default_factory=dict)
+    """Architecture -> the encoder trained without it (``leave-arch-out`` and ``pooled`` kits)."""
 
     @property
     def config(self) -> ProtectConfig:
@@ -264,12 +284,46 @@ class Kit:
     def victim_embeddings(self, mode: OutputMode | str = "probs") -> torch.Tensor:
         return embed(self.encoder, apply_output_mode(self.victim_fingerprints, mode, self.num_classes))
 
+    @property
+    def null_archs(self) -> list[str]:
+        """The architecture of each calibration model, in the order of ``null_fingerprints``."""
+        return list(self.info.get("calibration_archs", []))
+
+    def _similarities(self, encoder: FingerprintEncoder, f: torch.Tensor, mode: OutputMode | str) -> torch.Tensor:
+        """Similarities (..., S) of fingerprints (..., S, D) to the victim's, scored by ``encoder``."""
+        n = f.shape[-2]
+        ref = embed(encoder, apply_output_mode(self.victim_fingerprints[:n], mode, self.num_classes))
+        return (embed(encoder, apply_output_mode(f, mode, self.num_classes)) * ref).sum(-1)
+
     def null_similarities(self, mode: OutputMode | str = "probs", n_sets: int | None = None) -> torch.Tensor:
-        """Similarities (H, S) of the calibration homologous models to the victim, in ``mode``."""
+        """Similarities (H', S) of the calibration homologous models to the victim, in ``mode``.
+
+        One row per calibration model scored by the kit's encoder (``kit``), or by the
+        encoder trained without the model's architecture (``leave-arch-out``), or both
+        (``pooled``: the kit's rows, then the leave-arch-out rows).
+        """
         n = n_sets or self.n_sets
-        ref = self.victim_embeddings(mode)[:n]
-        null = embed(self.encoder, apply_output_mode(self.null_fingerprints[:, :n], mode, self.num_classes))
-        return (null * ref[None]).sum(-1)
+        f = self.null_fingerprints[:, :n]
+        calibration = self.config.calibration
+        if calibration == "auto":
+            raise ConfigError("a kit's calibration is decided when it is built: kit, leave-arch-out or pooled")
+        rows = []
+        if calibration in ("kit", "pooled"):
+            rows.append(self._similarities(self.encoder, f, mode))
+        if calibration in ("leave-arch-out", "pooled"):
+            archs = self.null_archs
+            missing = sorted(set(archs) - set(self.null_encoders))
+            if len(archs) != f.shape[0] or missing:
+                raise KitIntegrityError(
+                    f"this kit lacks the leave-arch-out encoders its calibration {calibration!r} needs "
+                    f"({', '.join(missing) or 'architectures unknown'}); rebuild it with uapfp protect"
+                )
+            out = torch.empty(f.shape[0], n)
+            for arch in sorted(set(archs)):
+                rows_a = torch.tensor([i for i, a in enumerate(archs) if a == arch])
+                out[rows_a] = self._similarities(self.null_encoders[arch], f[rows_a], mode)
+            rows.append(out)
+        return torch.cat(rows)
 
     def null_for(self, f_suspect: torch.Tensor, mode: OutputMode | str = "probs") -> torch.Tensor:
         """The null similarities (H', S') a suspect with raw fingerprints (S', D) is tested against.
@@ -290,6 +344,8 @@ class Kit:
             return null[null.mean(dim=1).topk(k).indices]
         raw = apply_output_mode(self.null_fingerprints[:, :n], mode, self.num_classes)
         closeness = torch.nn.functional.cosine_similarity(raw, f_suspect[None], dim=-1).mean(dim=1)
+        # a pooled null holds each calibration model twice: both of its rows are equally close
+        closeness = closeness.repeat(null.shape[0] // closeness.shape[0])
         return null[closeness.topk(k).indices]
 
     @classmethod
@@ -303,7 +359,7 @@ class Kit:
             )
         manifest = read_json(manifest_path)
         files = manifest.get("files", {})
-        if manifest.get("format") != KIT_FORMAT or set(files) != set(KIT_FILES):
+        if manifest.get("format") != KIT_FORMAT or set(files) - {NULL_ENCODERS_FILE} != set(KIT_FILES):
             raise KitIntegrityError(
                 f"{manifest_path} is not a {KIT_FORMAT} manifest; rebuild the kit with uapfp protect"
             )
@@ -324,6 +380,14 @@ class Kit:
         encoder = enc_cfg.build(int(ref["victim_fingerprints"].shape[-1]))
         encoder.load_state_dict(load_tensors(path / "encoder.safetensors"))
         encoder.eval()
+        null_encoders: dict[str, FingerprintEncoder] = {}
+        if NULL_ENCODERS_FILE in files:
+            state = load_tensors(path / NULL_ENCODERS_FILE)
+            # keys are "ARCH/PARAM": parameter names hold no "/", an architecture name may
+            for arch in sorted({key.rpartition("/")[0] for key in state}):
+                sub = enc_cfg.build(int(ref["victim_fingerprints"].shape[-1]))
+                sub.load_state_dict({k.rpartition("/")[2]: t for k, t in state.items() if k.rpartition("/")[0] == arch})
+                null_encoders[arch] = sub.eval()
         return cls(
             path=path,
             info=info,
@@ -333,6 +397,7 @@ class Kit:
             victim_fingerprints=ref["victim_fingerprints"],
             null_fingerprints=ref["null_fingerprints"],
             sha256=sha256_file(manifest_path),
+            null_encoders=null_encoders,
         )
 
     def save(self, path: str | os.PathLike[str]) -> Kit:
@@ -354,9 +419,19 @@ class Kit:
                 },
             ),
         }
+        if self.null_encoders:
+            hashes[NULL_ENCODERS_FILE] = save_tensors(
+                path / NULL_ENCODERS_FILE,
+                {f"{arch}/{k}": t for arch, enc in self.null_encoders.items() for k, t in enc.state_dict().items()},
+            )
+        elif (path / NULL_ENCODERS_FILE).exists():  # left by an earlier kit in the same folder
+            (path / NULL_ENCODERS_FILE).unlink()
         write_json(path / "kit.json", self.info)
         hashes["kit.json"] = sha256_file(path / "kit.json")
-        write_json(path / "manifest.json", {"format": KIT_FORMAT, "files": {k: hashes[k] for k in KIT_FILES}})
+        write_json(
+            path / "manifest.json",
+            {"format": KIT_FORMAT, "files": {k: hashes[k] for k in (*KIT_FILES, NULL_ENCODERS_FILE) if k in hashes}},
+        )
         self.path = path
         self.sha256 = sha256_file(path / "manifest.json")
         return self
@@ -427,8 +502,45 @@ def _check_calibration(n_calibration: int, config: ProtectConfig) -> None:
         )
 
 
+def resolve_calibration(cards: dict[str, dict[str, Any]], assignment: dict[str, str], config: ProtectConfig) -> str:
+    """The calibration a kit uses: ``config.calibration``, with ``auto`` decided by the zoo."""
+    if config.calibration != "auto":
+        return config.calibration
+    archs = {cards[i]["arch"] for i, part in assignment.items() if part == "train"}
+    if len(archs) >= AUTO_MIN_ARCHS:
+        return "leave-arch-out"
+    log.warning(
+        "the encoder trains on %d architecture(s): the null is scored by the kit's own encoder "
+        "(leave-arch-out calibration needs %d or more; see docs/method.md)", len(archs), AUTO_MIN_ARCHS,
+    )  # fmt: skip
+    return "kit"
+
+
+def _leave_arch_out_sets(
+    cards: dict[str, dict[str, Any]], assignment: dict[str, str], calibration: str
+) -> dict[str, list[str]]:
+    """Architecture of the calibration models -> the encoder-training models of other architectures.
+
+    Empty for ``kit`` calibration. Refuses a split where leaving an architecture out leaves
+    no homologous training model (the encoder needs both labels).
+    """
+    if calibration == "kit":
+        return {}
+    train_ids = sorted(i for i, part in assignment.items() if part == "train")
+    archs = sorted({cards[i]["arch"] for i, part in assignment.items() if part == "calibration"})
+    out = {}
+    for arch in archs:
+        out[arch] = [i for i in train_ids if cards[i]["arch"] != arch]
+        if not any(cards[i]["role"] == "homologous" for i in out[arch]):
+            raise ConfigError(
+                f"calibration {calibration!r} needs homologous training models of an architecture "
+                f"other than {arch}; build a zoo of several architectures or use --calibration kit"
+            )
+    return out
+
+
 def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(), *, progress: bool = True) -> Kit:
-    """Split the zoo's models, train the encoder and calibrate the null: an unsaved kit."""
+    """Split the zoo's models, train the encoder (and the leave-arch-out ones) and calibrate the null."""
     start = time.perf_counter()
     vcard = zoo.victim
     fps = profile.fingerprints
@@ -436,18 +548,32 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     train_ids = sorted(i for i, part in assignment.items() if part == "train")
     cal_ids = sorted(i for i, part in assignment.items() if part == "calibration")
     _check_calibration(len(cal_ids), config)
-    role = {c["id"]: c["role"] for c in zoo.cards}
-    ids = [vcard["id"], *train_ids]
-    train_fps = [fps[i] for i in ids]
-    for spec in config.augment:
-        extra = zoo_fingerprints(zoo, profile.uap.v, profile.images, ids=ids, modification=spec, progress=progress)
-        train_fps += [extra[i] for i in ids]
-    # Each modified copy keeps its model's label: the label list repeats once per augmentation.
-    labels = [0 if role[i] in ("victim", "piracy") else 1 for i in ids] * (1 + len(config.augment))
+    cards = {c["id"]: c for c in zoo.cards}
     num_classes = len(profile.classes)
-    encoder = train_encoder(
-        torch.stack(train_fps), torch.tensor(labels), num_classes=num_classes, config=config.encoder, progress=progress
-    )
+    augmented = {
+        spec: zoo_fingerprints(zoo, profile.uap.v, profile.images, ids=[vcard["id"], *train_ids],
+                               modification=spec, progress=progress)
+        for spec in config.augment
+    }  # fmt: skip
+
+    def train_on(ids: list[str]) -> FingerprintEncoder:
+        ids = [vcard["id"], *ids]  # the victim is always known: it is the reference
+        train_fps = [fps[i] for i in ids] + [extra[i] for extra in augmented.values() for i in ids]
+        # Each modified copy keeps its model's label: the label list repeats once per augmentation.
+        labels = [0 if cards[i]["role"] in ("victim", "piracy") else 1 for i in ids] * (1 + len(augmented))
+        return train_encoder(
+            torch.stack(train_fps), torch.tensor(labels), num_classes=num_classes, config=config.encoder,
+            progress=progress,
+        )  # fmt: skip
+
+    cal_archs = [cards[i]["arch"] for i in cal_ids]
+    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
+    without = _leave_arch_out_sets(cards, assignment, config.calibration)
+    encoder = train_on(train_ids)
+    null_encoders = {}
+    for k, (arch, rest) in enumerate(without.items()):
+        log.info("leave-arch-out calibration: encoder %d of %d, without architecture %s", k + 1, len(without), arch)
+        null_encoders[arch] = train_on(rest)
     info = {
         "format": KIT_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -463,6 +589,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
             part: sorted(i for i, p in assignment.items() if p == part)
             for part in ("train", "calibration", "heldout", "excluded")
         },
+        "calibration_archs": cal_archs,
         "versions": _versions(),
     }
     kit = Kit(
@@ -474,6 +601,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         victim_fingerprints=fps[vcard["id"]],
         null_fingerprints=torch.stack([fps[i] for i in cal_ids]),
         sha256="",
+        null_encoders=null_encoders,
     )
     null = kit.null_similarities()
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
@@ -493,6 +621,9 @@ def protect(
     zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
     assignment = split_models(zoo.cards, config, zoo.victim["arch"])
     _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
+    cards = {c["id"]: c for c in zoo.cards}
+    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
+    _leave_arch_out_sets(cards, assignment, config.calibration)  # refuse before the long work
     if out is not None:
         ensure_writable_dir(Path(out))
     start = time.perf_counter()
@@ -512,5 +643,6 @@ def kit_summary(kit: Kit) -> str:
         f"  victim {kit.info['victim']['id']} ({kit.info['victim']['arch']}), {kit.num_classes} classes, input {kit.input_shape}\n"
         f"  UAP {u['method']} {u['norm']} xi={u['xi']}: fooling rate {u['fooling_rate_val']} on held-out data\n"
         f"  {kit.n_sets} probe sets of {kit.probe_images.shape[1]} points; encoder trained on {len(m['train'])} models, "
-        f"null from {len(m['calibration'])} homologous models (mean similarity {kit.info['null']['mean']})"
+        f"null from {len(m['calibration'])} homologous models (mean similarity {kit.info['null']['mean']}, "
+        f"calibration {kit.config.calibration})"
     )

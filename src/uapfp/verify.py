@@ -88,6 +88,7 @@ class Verdict:
     per_fingerprint: list[float] = field(default_factory=list)
     message: str = ""
     test: str = "models"
+    calibration: str = "kit"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,7 +103,7 @@ class Verdict:
             f"suspect      {self.suspect}",
             f"verdict      {self.verdict.upper()}" + (f"  ({self.message})" if self.message else ""),
             f"similarity   {self.similarity:.4f} +- {self.similarity_std:.4f} "
-            f"(homologous models: {self.null_mean:.4f}, n={self.null_count})",
+            f"(honest null: {self.null_mean:.4f}, n={self.null_count}, calibration {self.calibration})",
             f"p-value      {self.p_value:.3g}  ({describe_test(self.test)}, alpha {self.alpha})",
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
@@ -327,7 +328,7 @@ def _score(
         fingerprints_requested=n_req, queries=queries, output_mode=str(mode),
         null_mean=float(null.mean()), null_count=int(null.shape[0]), seconds=time.perf_counter() - start,
         kit_sha256=kit.sha256, per_fingerprint=[round(float(v), 6) for v in sims], message=message,
-        test=kit.config.null,
+        test=kit.config.null, calibration=kit.config.calibration,
     )  # fmt: skip
 
 
