@@ -314,6 +314,7 @@ def _score(
             p_value=float("nan"), alpha=alpha, fingerprints=n, fingerprints_requested=n_req,
             queries=queries, output_mode=str(mode), null_mean=float("nan"), null_count=0,
             seconds=time.perf_counter() - start, kit_sha256=kit.sha256, message=message or "too few fingerprints",
+            test=kit.config.null, calibration=kit.config.calibration,
         )  # fmt: skip
     f_s = torch.stack(got)
     f_v = apply_output_mode(kit.victim_fingerprints[:n], mode, kit.num_classes)
