@@ -10,6 +10,7 @@ half-written that could be read as finished, and rerunning resumes where it stop
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import logging
 import os
 import platform
@@ -203,36 +204,35 @@ def plan_jobs(config: ZooConfig) -> list[Job]:
     overlaps = config.homologous_overlaps or (config.split.homologous_overlap,)
     done: dict[tuple[str, str, str], int] = {}  # models planned so far per (arch, optimizer, role)
     for counts in plan_rounds(config):
-        for arch in config.archs:
-            for opt in config.optimizers:
-                for role, count in zip(("piracy", "homologous"), counts):
-                    first = done.get((arch, opt, role), 0)
-                    done[(arch, opt, role)] = first + count
-                    for i in range(first, first + count):
-                        attack = overlap = fraction = None
-                        if role == "piracy":
-                            attack = config.attacks[piracy_index % len(config.attacks)]
-                            # Cycled at a different period than the attacks, so that they mix.
-                            fraction = config.pool_fractions[
-                                (piracy_index // len(config.attacks)) % len(config.pool_fractions)
-                            ]
-                            piracy_index += 1
-                        else:
-                            overlap = overlaps[homologous_index % len(overlaps)]
-                            homologous_index += 1
-                        jobs.append(
-                            Job(
-                                id=f"{role}-{_safe_id(arch)}-{opt}-{i:02d}",
-                                role=role,
-                                arch=arch,
-                                optimizer=opt,
-                                batch_size=int(rng.choice(config.batch_sizes)),
-                                seed=int(rng.integers(0, 2**31 - 1)),
-                                attack=attack,
-                                overlap=overlap,
-                                pool_fraction=fraction,
-                            )
+        for arch, opt in itertools.product(config.archs, config.optimizers):
+            for role, count in zip(("piracy", "homologous"), counts):
+                first = done.get((arch, opt, role), 0)
+                done[(arch, opt, role)] = first + count
+                for i in range(first, first + count):
+                    attack = overlap = fraction = None
+                    if role == "piracy":
+                        attack = config.attacks[piracy_index % len(config.attacks)]
+                        # Cycled at a different period than the attacks, so that they mix.
+                        fraction = config.pool_fractions[
+                            (piracy_index // len(config.attacks)) % len(config.pool_fractions)
+                        ]
+                        piracy_index += 1
+                    else:
+                        overlap = overlaps[homologous_index % len(overlaps)]
+                        homologous_index += 1
+                    jobs.append(
+                        Job(
+                            id=f"{role}-{_safe_id(arch)}-{opt}-{i:02d}",
+                            role=role,
+                            arch=arch,
+                            optimizer=opt,
+                            batch_size=int(rng.choice(config.batch_sizes)),
+                            seed=int(rng.integers(0, 2**31 - 1)),
+                            attack=attack,
+                            overlap=overlap,
+                            pool_fraction=fraction,
                         )
+                    )
     return jobs
 
 
