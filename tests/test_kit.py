@@ -186,7 +186,8 @@ def test_augmented_copies_join_the_encoders_training_set(tiny_zoo, tiny_kit, mon
     assert kit.info["config"]["augment"] == ["prune:0.3", "quantize:4"]
 
 
-def test_leave_arch_out_encoders_train_without_the_architecture(tiny_zoo, tiny_kit, monkeypatch):
+@pytest.mark.parametrize("train_on_calibration", [False, True])
+def test_leave_arch_out_encoders_train_without_the_architecture(tiny_zoo, tiny_kit, monkeypatch, train_on_calibration):
     from dataclasses import replace
 
     import uapfp.kit as kit_mod
@@ -202,15 +203,21 @@ def test_leave_arch_out_encoders_train_without_the_architecture(tiny_zoo, tiny_k
     monkeypatch.setattr(kit_mod, "train_encoder", spy)
     profile = _profile(tiny_zoo, tiny_kit)
     base = tiny_kit.config
-    config = replace(base, calibration="leave-arch-out", encoder=replace(base.encoder, steps=5))
+    config = replace(
+        base, calibration="leave-arch-out", train_on_calibration=train_on_calibration,
+        encoder=replace(base.encoder, steps=5),
+    )  # fmt: skip
     kit = fit_kit(tiny_zoo, profile, config, progress=False)
     cards = {c["id"]: c for c in tiny_zoo.cards}
-    train = kit.info["models"]["train"]
-    archs = sorted({cards[i]["arch"] for i in kit.info["models"]["calibration"]})
+    models = kit.info["models"]
+    train = sorted(models["train"] + (models["calibration"] if train_on_calibration else []))
+    archs = sorted({cards[i]["arch"] for i in models["calibration"]})
     assert archs == ["A", "C"] and sorted(kit.null_encoders) == archs and len(seen) == 1 + len(archs)
+    assert kit.config.train_on_calibration is train_on_calibration
     victim = tiny_zoo.victim["id"]
-    for (fingerprints, labels), arch in zip(seen[1:], archs):
-        ids = [victim] + [i for i in train if cards[i]["arch"] != arch]  # the victim is always the reference
+    for (fingerprints, labels), arch in zip(seen, [None, *archs]):
+        # the kit's encoder, then one per calibration architecture; the victim is always the reference
+        ids = [victim] + [i for i in train if cards[i]["arch"] != arch]
         assert torch.equal(fingerprints, torch.stack([profile.fingerprints[i] for i in ids]))
         assert labels == [0 if cards[i]["role"] in ("victim", "piracy") else 1 for i in ids]
     assert kit.null_archs == [cards[i]["arch"] for i in kit.info["models"]["calibration"]]
@@ -278,3 +285,19 @@ def test_leave_arch_out_needs_another_architecture(tiny_zoo, tiny_kit):
         fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), config, progress=False)
     kit = fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), replace(config, calibration="kit"), progress=False)
     assert not kit.null_encoders
+
+
+def test_train_on_calibration_needs_the_leave_arch_out_null(tiny_zoo, tiny_kit):
+    """An encoder that trained on the calibration models must not be the one that scores them."""
+    from dataclasses import replace
+
+    from uapfp.errors import ConfigError
+    from uapfp.kit import ProtectConfig, fit_kit
+
+    for calibration in ("kit", "pooled"):
+        with pytest.raises(ConfigError, match="leave-arch-out"):
+            ProtectConfig(calibration=calibration, train_on_calibration=True)
+    # the tiny zoo has two architectures: auto would fall back to kit
+    config = replace(tiny_kit.config, calibration="auto", train_on_calibration=True)
+    with pytest.raises(ConfigError, match="too few"):
+        fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), config, progress=False)

@@ -205,6 +205,8 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper-split", action="store_true")
     p.add_argument("--null", default=None, help="models, global, nearest:K or upper:K")
     p.add_argument("--calibration", default=None, choices=["auto", "kit", "leave-arch-out", "pooled"])
+    p.add_argument("--train-on-calibration", action="store_true", default=None,
+                   help="the calibration models train the kit's encoder too (leave-arch-out calibration only)")  # fmt: skip
     p.add_argument("--temperature-jitter", type=float, default=None)
     p.add_argument("--encoder-steps", type=int, default=None)
     p.add_argument("--augment", default=None, help="modifications augmenting the encoder's training models")
@@ -221,7 +223,8 @@ def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .kit import ProtectConfig
 
     over: dict[str, Any] = {"seed": args.seed, "paper_split": args.paper_split}
-    for name in ("uap_method", "norm", "xi", "fingerprints", "null", "train_fraction", "calibration"):
+    names = ("uap_method", "norm", "xi", "fingerprints", "null", "train_fraction", "calibration")
+    for name in (*names, "train_on_calibration"):
         if getattr(args, name, None) is not None:
             over[name] = getattr(args, name)
     if getattr(args, "augment", None) is not None:
@@ -338,7 +341,7 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
             resolve_calibration(cards, assignment, replace(cfg, calibration=c)) for c in asked
         ))  # fmt: skip
         # one kit serves every calibration: a pooled kit holds the leave-arch-out encoders too
-        fit_calibration = "kit" if calibrations == ["kit"] else "pooled"
+        fit_calibration = calibrations[0] if len(calibrations) == 1 else "pooled"
         kit = fit_kit(zoo, profile, replace(cfg, calibration=fit_calibration), progress=False)
         kit.sha256 = "unsaved"
         for null, calibration in [(n, c) for c in calibrations for n in nulls]:

@@ -101,7 +101,7 @@ def _protect_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     base = ProtectConfig()
     overrides: dict[str, Any] = {"seed": args.seed}
     names = ("uap_method", "norm", "xi", "uap_images", "alpha", "fingerprints", "null", "calibration_fraction")
-    for name in (*names, "calibration"):
+    for name in (*names, "calibration", "train_on_calibration"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if args.probes is not None:
@@ -350,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which encoder scores the null's models: the kit's, ones trained without each model's "
                    "architecture, or both; default auto: leave-arch-out when the encoder trains on 4 or more "
                    "architectures, else kit (see docs/method.md)")  # fmt: skip
+    p.add_argument("--train-on-calibration", action="store_true", default=None,
+                   help="the null's models train the kit's encoder too (leave-arch-out calibration only; "
+                   "measured and not the default, see docs/method.md)")  # fmt: skip
     p.add_argument("--stratify", default=None,
                    help="card fields the model split is stratified by (default arch; also optimizer, batch_size, attack)")  # fmt: skip
     p.add_argument("--augment", default=None,

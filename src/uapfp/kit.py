@@ -59,7 +59,7 @@ class ProtectConfig:
     of ``stratify`` (card fields; default the architecture): ``train_fraction`` of the piracy
     and homologous models train the encoder,
     ``calibration_fraction`` of the homologous models form the null distribution (the
-    encoder never sees them), the rest is held out for :func:`uapfp.verify.evaluate`.
+    kit's encoder never sees them, unless ``train_on_calibration``), the rest is held out for :func:`uapfp.verify.evaluate`.
     ``exclude_archs`` / ``exclude_attacks`` hold out every model of those architectures or
     attacks (leave-one-out validation); ``paper_split`` drops the victim's architecture from
     all suspects, as the paper did. ``null`` is ``global`` (every calibration model) or
@@ -77,6 +77,9 @@ class ProtectConfig:
     the encoder never saw) or ``pooled`` (both scores of every calibration model); ``auto``
     (the default) is ``leave-arch-out`` when the encoder's training models span at least
     ``AUTO_MIN_ARCHS`` architectures, else ``kit``. A kit records the calibration it used.
+    ``train_on_calibration`` lets the calibration models train the kit's encoder too (the
+    leave-arch-out encoders still never see the architecture of the models they score); only
+    with leave-arch-out calibration, and off by default (measured in docs/method.md).
     """
 
     uap_method: str = "sgd"
@@ -100,11 +103,17 @@ class ProtectConfig:
     stratify: tuple[str, ...] = ("arch",)
     augment: tuple[str, ...] = ()
     calibration: str = "auto"
+    train_on_calibration: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, not {self.calibration!r}")
+        if self.train_on_calibration and self.calibration in ("kit", "pooled"):
+            raise ConfigError(
+                f"train_on_calibration needs the leave-arch-out calibration: with {self.calibration!r} the null "
+                "would be scored by an encoder trained on it"
+            )
         if not set(self.stratify) <= set(STRATA):
             raise ConfigError(f"stratify takes card fields among {', '.join(STRATA)}, not {', '.join(self.stratify)}")
         for spec in self.augment:
@@ -509,6 +518,11 @@ def resolve_calibration(cards: dict[str, dict[str, Any]], assignment: dict[str, 
     archs = {cards[i]["arch"] for i, part in assignment.items() if part == "train"}
     if len(archs) >= AUTO_MIN_ARCHS:
         return "leave-arch-out"
+    if config.train_on_calibration:
+        raise ConfigError(
+            f"the encoder trains on {len(archs)} architecture(s), too few for the leave-arch-out calibration "
+            f"({AUTO_MIN_ARCHS} or more) that train_on_calibration needs"
+        )
     log.warning(
         "the encoder trains on %d architecture(s): the null is scored by the kit's own encoder "
         "(leave-arch-out calibration needs %d or more; see docs/method.md)", len(archs), AUTO_MIN_ARCHS,
@@ -516,8 +530,14 @@ def resolve_calibration(cards: dict[str, dict[str, Any]], assignment: dict[str, 
     return "kit"
 
 
+def _encoder_ids(assignment: dict[str, str], train_on_calibration: bool) -> list[str]:
+    """The models that train the kit's encoder (besides the victim)."""
+    parts = ("train", "calibration") if train_on_calibration else ("train",)
+    return sorted(i for i, part in assignment.items() if part in parts)
+
+
 def _leave_arch_out_sets(
-    cards: dict[str, dict[str, Any]], assignment: dict[str, str], calibration: str
+    cards: dict[str, dict[str, Any]], assignment: dict[str, str], calibration: str, train_on_calibration: bool
 ) -> dict[str, list[str]]:
     """Architecture of the calibration models -> the encoder-training models of other architectures.
 
@@ -526,7 +546,7 @@ def _leave_arch_out_sets(
     """
     if calibration == "kit":
         return {}
-    train_ids = sorted(i for i, part in assignment.items() if part == "train")
+    train_ids = _encoder_ids(assignment, train_on_calibration)
     archs = sorted({cards[i]["arch"] for i, part in assignment.items() if part == "calibration"})
     out = {}
     for arch in archs:
@@ -545,10 +565,11 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     vcard = zoo.victim
     fps = profile.fingerprints
     assignment = split_models(zoo.cards, config, vcard["arch"])
-    train_ids = sorted(i for i, part in assignment.items() if part == "train")
     cal_ids = sorted(i for i, part in assignment.items() if part == "calibration")
     _check_calibration(len(cal_ids), config)
     cards = {c["id"]: c for c in zoo.cards}
+    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
+    train_ids = _encoder_ids(assignment, config.train_on_calibration)
     num_classes = len(profile.classes)
     augmented = {
         spec: zoo_fingerprints(zoo, profile.uap.v, profile.images, ids=[vcard["id"], *train_ids],
@@ -567,8 +588,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         )  # fmt: skip
 
     cal_archs = [cards[i]["arch"] for i in cal_ids]
-    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
-    without = _leave_arch_out_sets(cards, assignment, config.calibration)
+    without = _leave_arch_out_sets(cards, assignment, config.calibration, config.train_on_calibration)
     encoder = train_on(train_ids)
     null_encoders = {}
     for k, (arch, rest) in enumerate(without.items()):
@@ -623,7 +643,7 @@ def protect(
     _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
     cards = {c["id"]: c for c in zoo.cards}
     config = replace(config, calibration=resolve_calibration(cards, assignment, config))
-    _leave_arch_out_sets(cards, assignment, config.calibration)  # refuse before the long work
+    _leave_arch_out_sets(cards, assignment, config.calibration, config.train_on_calibration)  # refuse early
     if out is not None:
         ensure_writable_dir(Path(out))
     start = time.perf_counter()
@@ -638,11 +658,12 @@ def kit_summary(kit: Kit) -> str:
     """A few lines describing a kit."""
     u = kit.info["uap"]
     m = kit.info["models"]
+    n_train = len(m["train"]) + (len(m["calibration"]) if kit.config.train_on_calibration else 0)
     return (
         f"kit {kit.path} (sha256 {kit.sha256[:12]})\n"
         f"  victim {kit.info['victim']['id']} ({kit.info['victim']['arch']}), {kit.num_classes} classes, input {kit.input_shape}\n"
         f"  UAP {u['method']} {u['norm']} xi={u['xi']}: fooling rate {u['fooling_rate_val']} on held-out data\n"
-        f"  {kit.n_sets} probe sets of {kit.probe_images.shape[1]} points; encoder trained on {len(m['train'])} models, "
+        f"  {kit.n_sets} probe sets of {kit.probe_images.shape[1]} points; encoder trained on {n_train} models, "
         f"null from {len(m['calibration'])} homologous models (mean similarity {kit.info['null']['mean']}, "
         f"calibration {kit.config.calibration})"
     )
