@@ -301,3 +301,19 @@ def test_train_on_calibration_needs_the_leave_arch_out_null(tiny_zoo, tiny_kit):
     config = replace(tiny_kit.config, calibration="auto", train_on_calibration=True)
     with pytest.raises(ConfigError, match="too few"):
         fit_kit(tiny_zoo, _profile(tiny_zoo, tiny_kit), config, progress=False)
+
+
+def test_protect_config_from_command_line_settings():
+    from uapfp.errors import ConfigError
+    from uapfp.kit import ProtectConfig, protect_config, protect_settings
+
+    assert protect_config() == ProtectConfig() == protect_config(xi=None, augment=None)
+    cfg = protect_config(probes=50, views=30, exclude_archs="A, B", augment="", encoder_steps=7, seed=3)
+    assert (cfg.n_probes, cfg.n_views, cfg.exclude_archs, cfg.augment) == (50, 30, ("A", "B"), ())
+    assert cfg.encoder.steps == 7 and cfg.seed == 3 and cfg.encoder.seed == 0
+    settings = {"zoo": "z", "xi": 0.2, "temperature_jitter": 0.5}
+    assert protect_settings(settings) == {"xi": 0.2, "temperature_jitter": 0.5}
+    with pytest.raises(ConfigError, match="unknown kit setting 'encoder'"):
+        protect_config(encoder=1)
+    with pytest.raises(ConfigError, match="calibration must be"):
+        protect_config(calibration="nope")

@@ -217,31 +217,6 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _base_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
-    from .kit import ProtectConfig
-
-    over: dict[str, Any] = {"seed": args.seed, "paper_split": args.paper_split}
-    names = ("uap_method", "norm", "xi", "fingerprints", "null", "train_fraction", "calibration")
-    for name in (*names, "train_on_calibration"):
-        if getattr(args, name, None) is not None:
-            over[name] = getattr(args, name)
-    if getattr(args, "augment", None) is not None:
-        over["augment"] = _csv(args.augment)
-    if getattr(args, "stratify", None) is not None:
-        over["stratify"] = _csv(args.stratify)
-    base = ProtectConfig()
-    enc: dict[str, Any] = {}
-    if getattr(args, "temperature_jitter", None) is not None:
-        enc["temperature_jitter"] = args.temperature_jitter
-    if getattr(args, "encoder_steps", None) is not None:
-        enc["steps"] = args.encoder_steps
-    if enc:
-        over["encoder"] = replace(base.encoder, **enc)
-    return replace(base, **over)
-
-
 def _tally(scored: list[tuple[str, float, str]]) -> dict[str, Any]:
     """AUC, counts, mean similarities, detections and false alarms of (role, similarity, verdict) triples."""
     from .verify import PIRACY, auc
@@ -305,12 +280,12 @@ def detection(args: argparse.Namespace) -> dict[str, Any]:
     """
     from dataclasses import replace
 
-    from .kit import fit_kit, profile_zoo, resolve_calibration, split_models
+    from .kit import fit_kit, profile_zoo, protect_config, protect_settings, resolve_calibration, split_models
     from .verify import evaluate
     from .zoo import Zoo
 
     zoo = Zoo.load(args.zoo)
-    config = _base_config(args)
+    config = protect_config(**protect_settings(vars(args)))
     profile = profile_zoo(zoo, config, data_dir=args.data_dir, progress=False)
     report: dict[str, Any] = {"experiment": "detection", "zoo": str(zoo.path), "config": config.to_dict(),
                               "uap": profile.uap.summary(), "outputs": args.outputs, "folds": []}  # fmt: skip

@@ -92,44 +92,11 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- protect / verify / evaluate
 
 
-def _protect_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
-    from .encoder import EncoderConfig
-    from .kit import ProtectConfig
-
-    base = ProtectConfig()
-    overrides: dict[str, Any] = {"seed": args.seed}
-    names = ("uap_method", "norm", "xi", "uap_images", "alpha", "fingerprints", "null", "calibration_fraction")
-    for name in (*names, "calibration", "train_on_calibration"):
-        if getattr(args, name, None) is not None:
-            overrides[name] = getattr(args, name)
-    if args.probes is not None:
-        overrides["n_probes"] = args.probes
-    if args.views is not None:
-        overrides["n_views"] = args.views
-    if args.exclude_archs:
-        overrides["exclude_archs"] = _csv(args.exclude_archs)
-    if args.exclude_attacks:
-        overrides["exclude_attacks"] = _csv(args.exclude_attacks)
-    if args.paper_split:
-        overrides["paper_split"] = True
-    if args.augment is not None:
-        overrides["augment"] = _csv(args.augment)
-    if args.stratify is not None:
-        overrides["stratify"] = _csv(args.stratify)
-    enc = {}
-    if args.encoder_steps is not None:
-        enc["steps"] = args.encoder_steps
-    if enc:
-        overrides["encoder"] = replace(EncoderConfig(), **enc)
-    return replace(base, **overrides)
-
-
 def cmd_protect(args: argparse.Namespace) -> int:
-    from .kit import kit_summary, protect
+    from .kit import kit_summary, protect, protect_config, protect_settings
 
-    kit = protect(args.zoo, args.out, config=_protect_config(args), data_dir=args.data_dir, progress=not args.quiet)
+    config = protect_config(**protect_settings(vars(args)))
+    kit = protect(args.zoo, args.out, config=config, data_dir=args.data_dir, progress=not args.quiet)
     print(kit_summary(kit))
     return 0
 

@@ -157,6 +157,49 @@ class ProtectConfig:
         return cls(**d)
 
 
+_TUPLE_SETTINGS = ("exclude_archs", "exclude_attacks", "augment", "stratify")
+_ENCODER_SETTINGS = {"encoder_steps": "steps", "temperature_jitter": "temperature_jitter"}
+_RENAMED_SETTINGS = {"probes": "n_probes", "views": "n_views"}
+
+
+def _known_settings() -> set[str]:
+    return (set(asdict(ProtectConfig())) - {"encoder"}) | set(_ENCODER_SETTINGS) | set(_RENAMED_SETTINGS)
+
+
+def protect_config(**settings: Any) -> ProtectConfig:
+    """The default :class:`ProtectConfig` with the given settings, named as the command line names them.
+
+    ``None`` keeps a default; the tuple fields take comma-separated text (``""`` for none);
+    ``probes`` / ``views`` set ``n_probes`` / ``n_views`` and ``encoder_steps`` /
+    ``temperature_jitter`` the encoder's. Other names are unknown settings.
+    """
+    base = ProtectConfig()
+    over: dict[str, Any] = {}
+    enc: dict[str, Any] = {}
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name in _ENCODER_SETTINGS:
+            enc[_ENCODER_SETTINGS[name]] = value
+        elif name in _TUPLE_SETTINGS:
+            over[name] = (
+                tuple(t.strip() for t in value.split(",") if t.strip()) if isinstance(value, str) else tuple(value)
+            )
+        elif name in _known_settings():
+            over[_RENAMED_SETTINGS.get(name, name)] = value
+        else:
+            raise ConfigError(f"unknown kit setting {name!r}")
+    if enc:
+        over["encoder"] = replace(base.encoder, **enc)
+    return replace(base, **over)
+
+
+def protect_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``values`` (an argparse namespace's, say) that :func:`protect_config` takes."""
+    known = _known_settings()
+    return {k: v for k, v in values.items() if k in known}
+
+
 # --------------------------------------------------------------------------- model splits
 
 
