@@ -304,6 +304,8 @@ def test_train_on_calibration_needs_the_leave_arch_out_null(tiny_zoo, tiny_kit):
 
 
 def test_protect_config_from_command_line_settings():
+    from dataclasses import replace
+
     from uapfp.errors import ConfigError
     from uapfp.kit import ProtectConfig, protect_config, protect_settings
 
@@ -311,6 +313,9 @@ def test_protect_config_from_command_line_settings():
     cfg = protect_config(probes=50, views=30, exclude_archs="A, B", augment="", encoder_steps=7, seed=3)
     assert (cfg.n_probes, cfg.n_views, cfg.exclude_archs, cfg.augment) == (50, 30, ("A", "B"), ())
     assert cfg.encoder.steps == 7 and cfg.seed == 3 and cfg.encoder.seed == 0
+    assert protect_config(encoder_seed=4, encoder_temperature=0.2).encoder == replace(
+        ProtectConfig().encoder, seed=4, temperature=0.2
+    )
     settings = {"zoo": "z", "xi": 0.2, "temperature_jitter": 0.5}
     assert protect_settings(settings) == {"xi": 0.2, "temperature_jitter": 0.5}
     with pytest.raises(ConfigError, match="unknown kit setting 'encoder'"):

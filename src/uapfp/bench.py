@@ -209,6 +209,10 @@ def _protect_args(p: argparse.ArgumentParser) -> None:
                    help="the calibration models train the kit's encoder too (leave-arch-out calibration only)")  # fmt: skip
     p.add_argument("--temperature-jitter", type=float, default=None)
     p.add_argument("--encoder-steps", type=int, default=None)
+    p.add_argument("--encoder-temperature", type=float, default=None, help="the contrastive loss's temperature")
+    p.add_argument(
+        "--encoder-seed", type=int, default=None, help="the encoder's seed (--seed seeds the split, UAP and probes)"
+    )
     p.add_argument("--augment", default=None, help="modifications augmenting the encoder's training models")
     p.add_argument("--stratify", default=None, help="card fields the model split is stratified by, e.g. arch")
     p.add_argument(

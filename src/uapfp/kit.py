@@ -57,9 +57,9 @@ class ProtectConfig:
     radius ``xi``, computed on ``uap_images`` images of D_V. Probes: ``n_probes`` clusters,
     ``n_views`` views from ``n_neighbors`` neighbours. Models are split per role and cell
     of ``stratify`` (card fields; default the architecture): ``train_fraction`` of the piracy
-    and homologous models train the encoder,
-    ``calibration_fraction`` of the homologous models form the null distribution (the
-    kit's encoder never sees them, unless ``train_on_calibration``), the rest is held out for :func:`uapfp.verify.evaluate`.
+    and homologous models train the encoder, ``calibration_fraction`` of the homologous
+    models form the null distribution (the kit's encoder never sees them, unless
+    ``train_on_calibration``), the rest is held out for :func:`uapfp.verify.evaluate`.
     ``exclude_archs`` / ``exclude_attacks`` hold out every model of those architectures or
     attacks (leave-one-out validation); ``paper_split`` drops the victim's architecture from
     all suspects, as the paper did. ``null`` is ``global`` (every calibration model) or
@@ -158,7 +158,12 @@ class ProtectConfig:
 
 
 _TUPLE_SETTINGS = ("exclude_archs", "exclude_attacks", "augment", "stratify")
-_ENCODER_SETTINGS = {"encoder_steps": "steps", "temperature_jitter": "temperature_jitter"}
+_ENCODER_SETTINGS = {
+    "encoder_steps": "steps",
+    "encoder_temperature": "temperature",
+    "encoder_seed": "seed",
+    "temperature_jitter": "temperature_jitter",
+}
 _RENAMED_SETTINGS = {"probes": "n_probes", "views": "n_views"}
 
 
@@ -170,8 +175,9 @@ def protect_config(**settings: Any) -> ProtectConfig:
     """The default :class:`ProtectConfig` with the given settings, named as the command line names them.
 
     ``None`` keeps a default; the tuple fields take comma-separated text (``""`` for none);
-    ``probes`` / ``views`` set ``n_probes`` / ``n_views`` and ``encoder_steps`` /
-    ``temperature_jitter`` the encoder's. Other names are unknown settings.
+    ``probes`` / ``views`` set ``n_probes`` / ``n_views``; ``encoder_steps``,
+    ``encoder_temperature``, ``encoder_seed`` and ``temperature_jitter`` the encoder's. Other
+    names are unknown.
     """
     base = ProtectConfig()
     over: dict[str, Any] = {}
