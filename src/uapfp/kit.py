@@ -180,6 +180,7 @@ def protect_config(**settings: Any) -> ProtectConfig:
     names are unknown.
     """
     base = ProtectConfig()
+    known = _known_settings()
     over: dict[str, Any] = {}
     enc: dict[str, Any] = {}
     for name, value in settings.items():
@@ -191,7 +192,7 @@ def protect_config(**settings: Any) -> ProtectConfig:
             over[name] = (
                 tuple(t.strip() for t in value.split(",") if t.strip()) if isinstance(value, str) else tuple(value)
             )
-        elif name in _known_settings():
+        elif name in known:
             over[_RENAMED_SETTINGS.get(name, name)] = value
         else:
             raise ConfigError(f"unknown kit setting {name!r}")
@@ -608,16 +609,27 @@ def _leave_arch_out_sets(
     return out
 
 
+def _plan_models(zoo: Zoo, config: ProtectConfig) -> tuple[dict[str, str], ProtectConfig, dict[str, list[str]]]:
+    """Split the zoo's models and settle the calibration, refusing a split that cannot calibrate.
+
+    Returns the assignment of :func:`split_models`, ``config`` with its calibration resolved,
+    and the leave-arch-out training sets of :func:`_leave_arch_out_sets`.
+    """
+    assignment = split_models(zoo.cards, config, zoo.victim["arch"])
+    _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
+    cards = {c["id"]: c for c in zoo.cards}
+    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
+    return assignment, config, _leave_arch_out_sets(cards, assignment, config.calibration, config.train_on_calibration)
+
+
 def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(), *, progress: bool = True) -> Kit:
     """Split the zoo's models, train the encoder (and the leave-arch-out ones) and calibrate the null."""
     start = time.perf_counter()
     vcard = zoo.victim
     fps = profile.fingerprints
-    assignment = split_models(zoo.cards, config, vcard["arch"])
+    assignment, config, without = _plan_models(zoo, config)
     cal_ids = sorted(i for i, part in assignment.items() if part == "calibration")
-    _check_calibration(len(cal_ids), config)
     cards = {c["id"]: c for c in zoo.cards}
-    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
     train_ids = _encoder_ids(assignment, config.train_on_calibration)
     num_classes = len(profile.classes)
     augmented = {
@@ -637,7 +649,6 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         )  # fmt: skip
 
     cal_archs = [cards[i]["arch"] for i in cal_ids]
-    without = _leave_arch_out_sets(cards, assignment, config.calibration, config.train_on_calibration)
     encoder = train_on(train_ids)
     null_encoders = {}
     for k, (arch, rest) in enumerate(without.items()):
@@ -688,11 +699,7 @@ def protect(
 ) -> Kit:
     """Build a kit from a zoo (UAP, probes, fingerprints, encoder, null) and save it to ``out``."""
     zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
-    assignment = split_models(zoo.cards, config, zoo.victim["arch"])
-    _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
-    cards = {c["id"]: c for c in zoo.cards}
-    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
-    _leave_arch_out_sets(cards, assignment, config.calibration, config.train_on_calibration)  # refuse early
+    config = _plan_models(zoo, config)[1]  # refuses an impossible split before the long work
     if out is not None:
         ensure_writable_dir(Path(out))
     start = time.perf_counter()
