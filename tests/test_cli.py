@@ -86,3 +86,29 @@ def test_zoo_build_and_list(capsys, tmp_path):
 def test_missing_kit(capsys, argv):
     code, _, err = _run(capsys, *argv)
     assert code != 0 and "uapfp protect" in _one_line_error(err)
+
+
+def test_command_line_choices_match_the_library():
+    """The parser lists choices by hand (so that ``--help`` needs no torch); they must not drift."""
+    import argparse
+
+    from uapfp.cli import build_parser
+    from uapfp.kit import CALIBRATIONS
+    from uapfp.uap import NORMS, UAP_METHODS
+    from uapfp.zoo import PRESETS
+
+    expected = {"calibration": CALIBRATIONS, "uap_method": tuple(UAP_METHODS), "norm": NORMS, "preset": tuple(PRESETS)}
+    seen: dict[str, int] = {}
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif action.dest in expected:
+                assert tuple(action.choices) == tuple(expected[action.dest]), action.option_strings
+                seen[action.dest] = seen.get(action.dest, 0) + 1
+
+    walk(build_parser())
+    # protect and bench detection each list the calibrations, the UAP methods and the norms.
+    assert seen["calibration"] >= 2 and seen["uap_method"] >= 2 and seen["norm"] >= 2 and seen["preset"] >= 1
