@@ -318,6 +318,16 @@ def test_protect_config_from_command_line_settings():
     )
     settings = {"zoo": "z", "xi": 0.2, "temperature_jitter": 0.5}
     assert protect_settings(settings) == {"xi": 0.2, "temperature_jitter": 0.5}
+    # `uapfp protect` passes its encoder flags through (the paper's temperature, another seed)
+    from uapfp.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["protect", "--zoo", "z", "--out", "k", "--encoder-temperature", "0.1", "--encoder-seed", "2"]
+    )
+    assert protect_config(**protect_settings(vars(args))).encoder == replace(
+        ProtectConfig().encoder, temperature=0.1, seed=2
+    )
+    assert ProtectConfig().encoder.temperature == 0.15
     with pytest.raises(ConfigError, match="unknown kit setting 'encoder'"):
         protect_config(encoder=1)
     with pytest.raises(ConfigError, match="calibration must be"):

@@ -29,7 +29,7 @@ def test_plan_is_deterministic_and_spreads_attacks():
     cfg = preset("small")
     jobs = plan_jobs(cfg)
     assert jobs == plan_jobs(cfg)
-    assert len(jobs) == 5 * 3 * (4 + 6)
+    assert len(jobs) == 5 * 3 * (6 + 9)
     for arch in "ABCDE":
         attacks = {j.attack for j in jobs if j.arch == arch and j.role == "piracy"}
         assert attacks == {"knockoff", "copycat", "jbda", "cloudleak"}, (arch, attacks)
@@ -41,17 +41,20 @@ def test_plan_is_deterministic_and_spreads_attacks():
 def test_growing_a_zoo_by_a_round_keeps_its_models():
     small = preset("small")
     first = plan_jobs(replace(small, piracy_per_cell=2, homologous_per_cell=3))
+    second = plan_jobs(replace(small, piracy_per_cell=4, homologous_per_cell=6))
     grown = plan_jobs(small)
-    assert grown[: len(first)] == first  # the 2 + 3 zoo's jobs, unchanged, then the second round
+    assert second[: len(first)] == first  # the 2 + 3 zoo's jobs, unchanged, then the second round
+    assert grown[: len(second)] == second  # and the 4 + 6 zoo's, then the third
     assert len({j.id for j in grown}) == len(grown)
     for arch in "ABCDE":
         for opt in ("sgd", "adam", "rmsprop"):
             ids = sorted(j.id for j in grown if (j.arch, j.optimizer, j.role) == (arch, opt, "piracy"))
-            assert ids == [f"piracy-{arch}-{opt}-{i:02d}" for i in range(4)]
-            assert sum((j.arch, j.optimizer, j.role) == (arch, opt, "homologous") for j in grown) == 6
+            assert ids == [f"piracy-{arch}-{opt}-{i:02d}" for i in range(6)]
+            assert sum((j.arch, j.optimizer, j.role) == (arch, opt, "homologous") for j in grown) == 9
     # Rounds never exceed the totals; what they leave out forms the last round.
     assert plan_rounds(replace(small, piracy_per_cell=1, homologous_per_cell=5)) == [(1, 3), (0, 2)]
-    assert plan_rounds(replace(small, rounds=())) == [(4, 6)]
+    assert plan_rounds(replace(small, piracy_per_cell=7, homologous_per_cell=9)) == [(2, 3), (2, 3), (3, 3)]
+    assert plan_rounds(replace(small, rounds=())) == [(6, 9)]
     with pytest.raises(ConfigError):
         replace(small, rounds=((1, -1),))
     assert ZooConfig.from_dict(small.to_dict()) == small

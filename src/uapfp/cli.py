@@ -326,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated modifications (prune:AMOUNT, quantize:BITS) whose copies of the "
                    "encoder's training models join its training set; '' for none")  # fmt: skip
     p.add_argument("--encoder-steps", type=int, default=None)
+    p.add_argument("--encoder-temperature", type=float, default=None,
+                   help="the contrastive loss's temperature (default 0.15; the paper's 0.1, see docs/method.md)")  # fmt: skip
+    p.add_argument("--encoder-seed", type=int, default=None,
+                   help="the encoder's seed, default 0 (--seed seeds the split, UAP and probes)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_protect)
 

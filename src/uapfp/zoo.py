@@ -72,7 +72,7 @@ class ZooConfig:
     Jobs are planned in rounds, each a pass over the cells: ``rounds`` gives the (piracy,
     homologous) counts per cell of the leading rounds, and a last round adds the rest up to
     the totals. Seeds, batch sizes and attacks are drawn in that order, so a zoo grown by one
-    more round keeps every model it has (the ``small`` preset grew from 2 + 3 to 4 + 6 that way).
+    more round keeps every model it has (the ``small`` preset grew from 2 + 3 to 4 + 6, then 6 + 9 that way).
     ``include_victim_arch`` adds the victim's own architecture (a user's factory too) to
     ``archs``: thieves often reuse a public architecture, and an encoder that never saw
     honest models of the victim's architecture cannot tell them from the victim.
@@ -147,7 +147,7 @@ PRESETS: dict[str, ZooConfig] = {
         epochs=4,
         batch_sizes=(128,),
     ),
-    "small": ZooConfig(piracy_per_cell=4, homologous_per_cell=6, rounds=((2, 3),)),
+    "small": ZooConfig(piracy_per_cell=6, homologous_per_cell=9, rounds=((2, 3), (2, 3))),
     "paper": ZooConfig(
         archs=("B", "C", "D", "E"),
         include_victim_arch=False,
