@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uapfp.encoder import EncoderConfig
-from uapfp.kit import ProtectConfig, protect
+from uapfp.config import EncoderConfig, ProtectConfig
+from uapfp.kit import Kit
+from uapfp.protect import protect
 from uapfp.zoo import build_zoo, preset
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -46,6 +47,29 @@ def tiny_zoo(tmp_path_factory):
 def tiny_kit(tiny_zoo, tmp_path_factory):
     out = tmp_path_factory.mktemp("kit")
     protect(tiny_zoo, out, config=TINY_PROTECT, progress=False)
-    from uapfp.kit import Kit
-
     return Kit.load(out)
+
+
+def profile_of(tiny_zoo, tiny_kit):
+    """The tiny kit's UAP, probes and the zoo's fingerprints on them, as protect computed them."""
+    from uapfp.protect import Profile, zoo_fingerprints
+    from uapfp.uap import UAPResult
+
+    uap = UAPResult(
+        tiny_kit.v, "sgd", "linf", 0.25, fooling_rate_train=0.0, fooling_rate_val=None, seconds=0.0, passes=0
+    )
+    fps = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
+    return Profile(uap, tiny_kit.probe_images, fps, tiny_kit.input_shape, tuple(tiny_kit.info["classes"]))
+
+
+@pytest.fixture(scope="session")
+def lao_kit(tiny_zoo, tiny_kit, tmp_path_factory):
+    """The tiny kit with leave-arch-out calibration (few encoder steps: its numbers are not judged)."""
+    from dataclasses import replace
+
+    from uapfp.protect import fit_kit
+
+    base = tiny_kit.config
+    config = replace(base, calibration="leave-arch-out", encoder=replace(base.encoder, steps=20))
+    kit = fit_kit(tiny_zoo, profile_of(tiny_zoo, tiny_kit), config, progress=False)
+    return Kit.load(kit.save(tmp_path_factory.mktemp("lao-kit")).path)

@@ -37,14 +37,16 @@ def broken_server_app():  # type: ignore[no-untyped-def]
     numbers, rows summing to 5, or 9 classes: what a buggy or hostile server could send.
     """
     from uapfp.serve import create_app
-    from uapfp.suspects import FunctionSuspect
+    from uapfp.suspects.local import TorchSuspect
 
-    class Unchecked(FunctionSuspect):
+    class Unchecked(TorchSuspect):
         def check_output(self, probs, n):  # type: ignore[no-untyped-def]
             return probs  # a server that validates nothing
 
     apps = {
-        kind: create_app(Unchecked(fn, input_shape=(1, 28, 28), num_classes=10, name=kind), model_name=kind)
+        kind: create_app(
+            Unchecked(fn, logits=False, input_shape=(1, 28, 28), num_classes=10, name=kind), model_name=kind
+        )
         for kind, fn in _broken_outputs().items()
     }
     first = next(iter(apps.values()))

@@ -25,7 +25,7 @@ def _one_line_error(err: str) -> str:
 def test_missing_dataset(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("UAPFP_OFFLINE", "1")
     monkeypatch.delenv("UAPFP_DATA", raising=False)
-    monkeypatch.setattr("uapfp.data.DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setattr("uapfp.data.fashion_mnist.DEBIAN_FASHION_MNIST", tmp_path / "none")
     code, _, err = _run(
         capsys,
         "-q",
@@ -89,15 +89,17 @@ def test_missing_kit(capsys, argv):
 
 
 def test_command_line_choices_match_the_library():
-    """The parser lists choices by hand (so that ``--help`` needs no torch); they must not drift."""
+    """The parser lists choices from the torch-free config (so that ``--help`` needs no torch); they
+    must be the library's."""
     import argparse
 
     from uapfp.cli import build_parser
-    from uapfp.kit import CALIBRATIONS
+    from uapfp.config import CALIBRATION_CHOICES
     from uapfp.uap import NORMS, UAP_METHODS
     from uapfp.zoo import PRESETS
 
-    expected = {"calibration": CALIBRATIONS, "uap_method": tuple(UAP_METHODS), "norm": NORMS, "preset": tuple(PRESETS)}
+    expected = {"calibration": CALIBRATION_CHOICES, "uap_method": tuple(UAP_METHODS), "norm": NORMS,
+                "preset": tuple(PRESETS)}  # fmt: skip
     seen: dict[str, int] = {}
 
     def walk(parser: argparse.ArgumentParser) -> None:
@@ -105,10 +107,21 @@ def test_command_line_choices_match_the_library():
             if isinstance(action, argparse._SubParsersAction):
                 for sub in action.choices.values():
                     walk(sub)
-            elif action.dest in expected:
-                assert tuple(action.choices) == tuple(expected[action.dest]), action.option_strings
-                seen[action.dest] = seen.get(action.dest, 0) + 1
+            elif (name := action.dest.rsplit("__", 1)[-1]) in expected:
+                assert tuple(action.choices) == tuple(expected[name]), action.option_strings
+                seen[name] = seen.get(name, 0) + 1
 
     walk(build_parser())
     # protect and bench detection each list the calibrations, the UAP methods and the norms.
     assert seen["calibration"] >= 2 and seen["uap_method"] >= 2 and seen["norm"] >= 2 and seen["preset"] >= 1
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["verify", "--help"]])
+def test_help_imports_no_torch(argv):
+    """``uapfp --help`` and ``uapfp verify --help`` answer without importing torch (seconds faster)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "uapfp", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "usage: uapfp" in proc.stdout
+    modules = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert modules and not [m for m in modules if m.split(".")[0] == "torch"], [m for m in modules if "torch" in m][:5]

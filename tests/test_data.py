@@ -59,7 +59,7 @@ def test_shipped_slice():
 
 def test_missing_fashion_mnist_names_both_remedies(tmp_path, monkeypatch):
     monkeypatch.setenv("UAPFP_DATA", str(tmp_path / "nothing"))
-    monkeypatch.setattr("uapfp.data.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr("uapfp.data.fashion_mnist.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     with pytest.raises(DatasetNotFoundError) as err:
         load_fashion_mnist(tmp_path / "empty", download=False)
     msg = str(err.value)

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from uapfp.encoder import EncoderConfig, FingerprintEncoder, SupConLoss, train_encoder
+from uapfp.config import EncoderConfig
+from uapfp.encoder import FingerprintEncoder, SupConLoss, train_encoder
 
 
 def slow_supcon(z, labels, tau):

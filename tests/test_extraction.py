@@ -8,7 +8,7 @@ import torch
 from uapfp.archs import create_model
 from uapfp.data import load_dataset
 from uapfp.extraction import create_attack, list_attacks
-from uapfp.suspects import FunctionSuspect
+from uapfp.suspects.local import TorchSuspect
 from uapfp.training import TrainConfig, predict_logits, train_model
 
 SMALL = {
@@ -60,7 +60,7 @@ def test_attack_uses_only_queries(name, permuted_victim):
     ds, teacher, perm, seen, answer = permuted_victim
     for p in teacher.parameters():
         p.grad = None
-    suspect = FunctionSuspect(answer, input_shape=(1, 28, 28), num_classes=10, name="victim")
+    suspect = TorchSuspect(answer, logits=False, input_shape=(1, 28, 28), num_classes=10, name="victim")
     pool = ds.x_train[3000:5000].clone()  # images only: the attack never gets labels
     before = seen["rows"]
     attack = create_attack(name, **SMALL[name])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from uapfp.fingerprint import apply_output_mode, fingerprint, probe_batch
-from uapfp.suspects import FunctionSuspect
+from uapfp.suspects.local import TorchSuspect
 
 
 def _model(x):
@@ -18,7 +18,7 @@ def test_layout_and_query_count():
     torch.manual_seed(0)
     images = torch.rand(4, 3, 1, 2, 2)  # S=4 sets of N=3 points
     v = torch.full((1, 2, 2), 0.3)
-    suspect = FunctionSuspect(_model, input_shape=(1, 2, 2), num_classes=3)
+    suspect = TorchSuspect(_model, logits=False, input_shape=(1, 2, 2), num_classes=3)
     f = fingerprint(suspect, v, images)
     assert f.shape == (4, 2 * 3 * 3) and suspect.queries == 2 * 3 * 4
     for s in range(4):

@@ -20,10 +20,12 @@ from tests.helpers import tiny_mlp
 from uapfp.cli import EXIT_INCONCLUSIVE, main
 from uapfp.errors import ConfigError, SuspectError
 from uapfp.fingerprint import probe_batch
+from uapfp.querylog import recheck_query_log
 from uapfp.serve import ServerProcess
-from uapfp.suspects import HttpSuspect
-from uapfp.verify import INCONCLUSIVE, open_suspect, recheck_query_log, verify
-from uapfp.zoo import card_suspect
+from uapfp.suspects.http import HttpSuspect
+from uapfp.suspects.options import HttpOptions
+from uapfp.suspects.spec import card_suspect, open_suspect
+from uapfp.verify import INCONCLUSIVE, verify
 
 TOKEN = "s3cret-token"
 FAULTS = ("--fail-rate", "0.2", "--slow-rate", "0.15", "--slow-seconds", "3", "--fault-seed", "1")
@@ -62,8 +64,9 @@ def broken():
         yield proc.url.rsplit("/", 1)[0]
 
 
-def _http(url: str, kit, **kwargs) -> HttpSuspect:
-    return HttpSuspect(url, input_shape=kit.input_shape, num_classes=kit.num_classes, **kwargs)
+def _http(url: str, kit, *, output="probs", max_queries=None, **options) -> HttpSuspect:
+    return HttpSuspect(url, input_shape=kit.input_shape, num_classes=kit.num_classes, output=output,
+                       max_queries=max_queries, options=HttpOptions(**options))  # fmt: skip
 
 
 def _same(remote, local) -> None:

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from uapfp.cards import load_model_from_card
 from uapfp.cli import main
 from uapfp.errors import ConfigError, SuspectError
-from uapfp.suspects import OnnxSuspect
-from uapfp.verify import open_suspect, verify
-from uapfp.zoo import card_suspect, load_model_from_card
+from uapfp.suspects.onnx_runtime import OnnxSuspect
+from uapfp.suspects.spec import card_suspect, open_suspect
+from uapfp.verify import verify
 
 
 def export(model: nn.Module, path, *, shape=(1, 28, 28), dynamic: bool = True) -> str:

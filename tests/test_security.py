@@ -16,8 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 from uapfp.cli import main
 from uapfp.errors import UnsafeFileError
 from uapfp.storage import sha256_file
-from uapfp.suspects import OnnxSuspect
-from uapfp.verify import open_suspect
+from uapfp.suspects.onnx_runtime import OnnxSuspect
+from uapfp.suspects.spec import open_suspect
 
 
 class Evil:

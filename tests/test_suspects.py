@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from uapfp.errors import BudgetExhaustedError, ConfigError, SuspectError
-from uapfp.suspects import FunctionSuspect, OutputMode, TorchSuspect
+from uapfp.suspects.base import OutputMode
+from uapfp.suspects.local import TorchSuspect
 
 
 def _linear():
@@ -55,7 +56,7 @@ def test_label_mode_returns_one_hot():
     ],
 )
 def test_bad_outputs_are_named(fn, message):
-    s = FunctionSuspect(fn, input_shape=(1, 2, 2), num_classes=3)
+    s = TorchSuspect(fn, logits=False, input_shape=(1, 2, 2), num_classes=3)
     with pytest.raises(SuspectError, match=message):
         s(torch.rand(2, 1, 2, 2))
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from uapfp.uap import deepfool, fooling_rate, project, uap_deepfool, uap_sgd
+from uapfp.uap import DeepFoolUAP, SgdUAP, deepfool, fooling_rate, project
 
 
 def _linear(d=12, k=5, seed=0):
@@ -87,7 +87,7 @@ def test_uap_deepfool_batch_one_is_the_reference_loop():
     model = _tiny_cnn().eval()
     x = torch.rand(12, 1, 6, 6)
     xi, norm = 1.0, "l2"
-    got = uap_deepfool(model, x, xi=xi, norm=norm, batch_size=1, max_passes=2, delta=0.0, seed=3)
+    got = DeepFoolUAP(xi=xi, norm=norm, batch_size=1, max_passes=2, delta=0.0)(model, x, seed=3)
     # The original algorithm, written plainly: one point at a time, in the same order.
     v = torch.zeros(1, 6, 6)
     gen = torch.Generator().manual_seed(3)
@@ -113,7 +113,7 @@ def test_uap_deepfool_batch_one_is_the_reference_loop():
 def test_uap_sgd_respects_radius_and_reports_heldout(norm, xi):
     model = _tiny_cnn().eval()
     x, x_val = torch.rand(64, 1, 6, 6), torch.rand(32, 1, 6, 6)
-    res = uap_sgd(model, x, xi=xi, norm=norm, epochs=3, batch_size=16, x_val=x_val)
+    res = SgdUAP(xi=xi, norm=norm, epochs=3, batch_size=16)(model, x, x_val=x_val)
     size = res.v.abs().max() if norm == "linf" else res.v.norm()
     assert float(size) <= xi + 1e-6
     assert res.fooling_rate_val == pytest.approx(fooling_rate(model, x_val, res.v))

@@ -1,4 +1,4 @@
-"""Verification: the statistics, end to end on the tiny zoo, budgets, and a user's own victim."""
+"""Verification end to end on the tiny zoo: verdicts, budgets, answer modes, a user's own victim."""
 
 from __future__ import annotations
 
@@ -8,98 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from uapfp.verify import (
-    INCONCLUSIVE,
-    NOT_SHOWN,
-    PIRACY,
-    auc,
-    decide,
-    evaluate,
-    open_suspect,
-    prediction_greater,
-    verify,
-    welch_greater,
-)  # fmt: skip
-from uapfp.zoo import card_suspect
-
-
-def test_welch_against_the_formula():
-    a = np.array([0.9, 0.95, 0.85, 0.92])
-    b = np.array([0.1, 0.3, -0.2, 0.05, 0.2])
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    from scipy.special import stdtr
-
-    assert welch_greater(a, b) == pytest.approx(1 - stdtr(df, t), rel=1e-9)
-    assert welch_greater(b, a) > 0.99
-    assert welch_greater([1.0, 1.0], [0.0, 0.0]) == 0.0 and welch_greater([0.0, 0.0], [1.0, 1.0]) == 1.0
-
-
-def test_prediction_test_against_the_formula():
-    means = np.array([0.1, -0.2, 0.05, 0.0, -0.1])
-    sims = np.array([0.5, 0.7, 0.6])
-    t = (0.6 - means.mean()) / (means.std(ddof=1) * math.sqrt(1 + 1 / 5))
-    from scipy.special import stdtr
-
-    assert prediction_greater(sims, means) == pytest.approx(1 - stdtr(4, t), rel=1e-9)
-    assert prediction_greater([-0.5, -0.4], means) > 0.9
-    null = np.stack([np.full(4, m) + np.array([0.01, -0.01, 0.02, -0.02]) for m in means])
-    p, verdict = decide(sims, null, alpha=0.05, rule="models")
-    assert p == pytest.approx(prediction_greater(sims, null.mean(axis=1))) and verdict == PIRACY
-    with pytest.raises(ValueError, match="at least 3"):
-        prediction_greater(sims, means[:2])
-
-
-def test_model_level_test_keeps_false_alarms_at_alpha():
-    """Honest models: a per-model offset (between-model spread) plus per-fingerprint noise.
-
-    The model-level test flags about alpha of fresh honest models; the paper's Welch test on
-    pooled fingerprints flags far more, since it only asks whether a model beats the average.
-    """
-    rng = np.random.default_rng(0)
-
-    def honest(n):
-        return rng.normal(0.0, 0.15, size=(n, 1)) + rng.normal(0.0, 0.05, size=(n, 20))
-
-    flags = {"models": 0, "global": 0}
-    trials = 400
-    for _ in range(trials):
-        null, suspect = honest(15), honest(1)[0]
-        for rule in flags:
-            flags[rule] += decide(suspect, null, alpha=0.05, rule=rule)[1] == PIRACY
-    assert 0.02 < flags["models"] / trials < 0.09
-    assert flags["global"] / trials > 0.3
-
-
-def test_auc_hand_computed():
-    assert auc([0.9, 0.8], [0.1, 0.2]) == 1.0
-    assert auc([0.5], [0.5]) == 0.5
-    assert auc([0.9, 0.3], [0.5, 0.1]) == 0.75
-
-
-def test_benchmark_tallies_hand_computed():
-    from uapfp.bench import _tally, _verdict_counts
-
-    scored = [("piracy", 0.9, "piracy"), ("piracy", 0.3, "not shown"), ("homologous", 0.5, "piracy"),
-              ("homologous", 0.1, "not shown"), ("homologous", 0.2, "not shown")]  # fmt: skip
-    t = _tally(scored)
-    assert t["auc"] == round(5 / 6, 4) and (t["piracy"], t["homologous"]) == (2, 3)
-    assert (t["piracy_detected"], t["homologous_flagged"]) == (1, 1)
-    assert t["piracy_mean_similarity"] == 0.6 and t["homologous_mean_similarity"] == round(0.8 / 3, 4)
-    assert _verdict_counts(scored) == {"auc": round(5 / 6, 4), "piracy_detected": "1/2", "homologous_flagged": "1/3"}
-    assert _tally(scored[:2])["auc"] is None  # no homologous model: no AUC
-
-
-def test_repeated_errors_hand_computed():
-    from uapfp.bench import repeated_errors
-
-    labels = torch.tensor([0, 1, 2, 3, 4])
-    victim = torch.tensor([0, 2, 1, 3, 0])  # wrong on images 1, 2 and 4
-    assert repeated_errors(victim, torch.tensor([0, 2, 2, 3, 0]), labels) == pytest.approx(2 / 3)
-    assert repeated_errors(victim, labels, labels) == 0.0  # a perfect model repeats none
-    with pytest.raises(ValueError):
-        repeated_errors(labels, victim, labels)
+from uapfp.evaluate import evaluate
+from uapfp.suspects.spec import card_suspect, open_suspect
+from uapfp.verify import INCONCLUSIVE, NOT_SHOWN, PIRACY, verify
 
 
 def _card(zoo, kit, role):
@@ -143,7 +54,7 @@ def test_evaluate_reports_table(tiny_zoo, tiny_kit):
 
 @pytest.mark.parametrize("output", ["probs", "label"])
 def test_evaluate_from_stored_fingerprints_equals_querying(tiny_zoo, tiny_kit, output):
-    from uapfp.kit import zoo_fingerprints
+    from uapfp.protect import zoo_fingerprints
 
     stored = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
     live = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6)
@@ -192,8 +103,9 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
 
     zoo = Zoo.load(zoo_dir)
     assert zoo.victim["arch"] == "tests.helpers:tiny_mlp" and zoo.splits()["victim"].tolist() == list(range(3000))
+    (tmp_path / "small-kit.json").write_text('{"n_views": 4, "encoder": {"steps": 60}}')  # settings without a flag
     protect = ["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--uap-method", "sgd", "--xi", "0.25",
-               "--probes", "20", "--views", "4", "--fingerprints", "5", "--encoder-steps", "60"]  # fmt: skip
+               "--probes", "20", "--fingerprints", "5", "--config", str(tmp_path / "small-kit.json")]  # fmt: skip
     capsys.readouterr()
     # Three homologous models per architecture: a third of them (2 in all) cannot calibrate the
     # model-level test; refused at once, before any work.
@@ -215,3 +127,36 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
     assert torch.is_tensor(zoo.splits()["pool"])
     # too few architectures for leave-arch-out: the default (auto) calibration fell back to the kit's encoder
     assert Kit.load(kit_dir).config.calibration == "kit" and "calibration kit" in out
+
+
+# Recorded once from the code before the restructuring of 2026-12-01 (commit d8e3cfd): the tests'
+# tiny zoo and kit (tests/conftest.py: tiny_zoo_config(), TINY_PROTECT) built on the development
+# machine (2-core x86-64 VM, PyTorch 2.13.0 CPU, 2 threads), then verify() on every held-out model
+# with card_suspect(card, output=mode). The script printed similarity rounded to 6 decimals and
+# the p-value to 6 significant digits; two builds from scratch gave the same values.
+RECORDED_BEFORE_RESTRUCTURING = [
+    ("homologous-A-adam-05", "probs", -0.531833, 0.628013, "not shown"),
+    ("homologous-C-adam-02", "probs", 0.177461, 0.0997478, "not shown"),
+    ("piracy-A-adam-01", "probs", 0.78159, 0.0145303, "piracy"),
+    ("piracy-C-adam-02", "probs", 0.997997, 0.00788017, "piracy"),
+    ("homologous-A-adam-05", "label", 0.279625, 0.495126, "not shown"),
+    ("homologous-C-adam-02", "label", 0.249338, 0.530411, "not shown"),
+    ("piracy-A-adam-01", "label", 0.650367, 0.15072, "not shown"),
+    ("piracy-C-adam-02", "label", 0.975454, 0.0420842, "piracy"),
+]
+
+
+def test_verdicts_equal_those_recorded_before_the_restructuring(tiny_zoo, tiny_kit):
+    """Behaviour is unchanged: the same zoo, kit and verification give the recorded numbers.
+
+    The tolerances allow for the last bits of float arithmetic on another CPU, not for a change
+    of method: a different split, UAP, probe set, encoder or test moves these by far more.
+    """
+    held = set(tiny_kit.info["models"]["heldout"])
+    cards = {c["id"]: c for c in tiny_zoo.cards}
+    assert {r[0] for r in RECORDED_BEFORE_RESTRUCTURING} == held
+    for model_id, mode, similarity, p_value, verdict in RECORDED_BEFORE_RESTRUCTURING:
+        v = verify(tiny_kit, card_suspect(cards[model_id], output=mode))
+        assert v.similarity == pytest.approx(similarity, abs=2e-4), (model_id, mode)
+        assert math.log10(v.p_value) == pytest.approx(math.log10(p_value), abs=0.01), (model_id, mode)
+        assert v.verdict == verdict, (model_id, mode)

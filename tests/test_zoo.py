@@ -7,19 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-import uapfp.zoo as zoo_mod
+import uapfp.zoo.build as zoo_mod
+from uapfp.cards import card_is_finished, load_model_from_card
 from uapfp.errors import ConfigError
-from uapfp.zoo import (
-    Zoo,
-    ZooConfig,
-    build_zoo,
-    card_is_finished,
-    load_model_from_card,
-    plan_jobs,
-    plan_rounds,
-    preset,
-    zoo_table,
-)
+from uapfp.zoo import Zoo, ZooConfig, build_zoo, plan_jobs, plan_rounds, preset, zoo_table
 
 MINI = dict(archs=("C",), include_victim_arch=False, optimizers=("adam",), piracy_per_cell=1, homologous_per_cell=2, epochs=1,
             attacks=("knockoff",), attack_options={"knockoff": {"budget": 500}})  # fmt: skip

@@ -7,10 +7,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from .config import ProtectConfig
 from .data import SLICE_NAME, SplitConfig, find_fashion_mnist
-from .kit import ProtectConfig, kit_summary, protect
+from .protect import protect
+from .render import format_table
+from .suspects.spec import card_suspect
 from .verify import verify
-from .zoo import PRESETS, Zoo, ZooConfig, build_zoo, card_suspect, format_table, zoo_table
+from .zoo import PRESETS, Zoo, ZooConfig, build_zoo, zoo_table
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def run_demo(
 
     print(f"\n[2/3] Building the verification kit in {folder / 'kit'} (UAP, probe points, contrastive encoder)")
     kit = protect(zoo, folder / "kit", config=DEMO_PROTECT, data_dir=data_dir, progress=progress)
-    print(kit_summary(kit))
+    print(kit.summary())
 
     print("\n[3/3] Verifying held-out suspects (the encoder never saw them)")
     heldout = set(kit.info["models"]["heldout"])

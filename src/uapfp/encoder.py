@@ -1,4 +1,4 @@
-"""The fingerprint encoder and the supervised contrastive loss (METHOD.md section 4).
+"""The fingerprint encoder and the supervised contrastive loss (paper section 4.3).
 
 An encoder (a base network and a projection head, as in SimCLR) maps a fingerprint to an
 L2-normalised embedding. It is trained with the supervised contrastive loss of Khosla et al.
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import EncoderConfig
 from .errors import ConfigError
-from .suspects import OutputMode
+from .suspects.base import OutputMode
 
 log = logging.getLogger(__name__)
 
@@ -115,48 +115,12 @@ class FingerprintEncoder(nn.Module):
         return F.normalize(self.head(self.base(self.transform(f))), dim=-1)
 
 
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Encoder architecture and training hyperparameters.
-
-    ``output_modes`` lists the answer modes fingerprints are randomly truncated to while
-    training (an augmentation), so that one encoder serves suspects that return full
-    probabilities, their top k, or only a label. ``temperature_jitter`` J > 0 re-tempers each
-    training fingerprint's probabilities, ``p ** (1 / T)`` renormalised with
-    ``log T ~ U(-J, J)``, so that the encoder cannot key on how confident an architecture is.
-    """
-
-    hidden: int = 512
-    rep_dim: int = 128
-    proj_dim: int = 64
-    input_transform: str = "sqrt"
-    dropout: float = 0.1
-    temperature: float = 0.15  # the paper: 0.1; chosen on the leave-one-out folds (docs/method.md)
-    steps: int = 600
-    batch_size: int = 512
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    output_modes: tuple[str, ...] = ("probs", "topk:3", "label")
-    temperature_jitter: float = 0.0
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["output_modes"] = list(self.output_modes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> EncoderConfig:
-        d = dict(d)
-        if "output_modes" in d:
-            d["output_modes"] = tuple(d["output_modes"])  # type: ignore[arg-type]
-        return cls(**d)  # type: ignore[arg-type]
-
-    def build(self, in_dim: int) -> FingerprintEncoder:
-        return FingerprintEncoder(
-            in_dim, hidden=self.hidden, rep_dim=self.rep_dim, proj_dim=self.proj_dim,
-            input_transform=self.input_transform, dropout=self.dropout,
-        )  # fmt: skip
+def build_encoder(config: EncoderConfig, in_dim: int) -> FingerprintEncoder:
+    """An untrained encoder of ``config``'s architecture for fingerprints of length ``in_dim``."""
+    return FingerprintEncoder(
+        in_dim, hidden=config.hidden, rep_dim=config.rep_dim, proj_dim=config.proj_dim,
+        input_transform=config.input_transform, dropout=config.dropout,
+    )  # fmt: skip
 
 
 def train_encoder(
@@ -170,8 +134,8 @@ def train_encoder(
     """Train an encoder on fingerprints (M, S, D) of M models with labels (M,).
 
     Label 0: the victim and piracy models; label 1: homologous models. Each step draws a
-    batch balanced between the two labels, every fingerprint a random (model, view) pair,
-    re-tempered and truncated to a random answer mode (see :func:`augment`).
+    batch balanced between the two labels, every fingerprint a random (model, view) pair
+    truncated to a random answer mode (see :func:`augment`).
     """
     if fingerprints.dim() != 3 or labels.shape != (fingerprints.shape[0],):
         raise ValueError("fingerprints must be (M, S, D) with labels (M,)")
@@ -181,7 +145,7 @@ def train_encoder(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     m_models, s_sets, dim = fingerprints.shape
-    encoder = config.build(dim)
+    encoder = build_encoder(config, dim)
     opt = torch.optim.AdamW(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
     loss_fn = SupConLoss(temperature=config.temperature)
@@ -196,7 +160,7 @@ def train_encoder(
             for grp, n in zip(by_label, (half, config.batch_size - half))
         ])  # fmt: skip
         views = torch.randint(s_sets, (len(models),), generator=gen)
-        batch = augment(fingerprints[models, views], modes, num_classes, config.temperature_jitter, gen)
+        batch = augment(fingerprints[models, views], modes, num_classes, gen)
         loss = loss_fn(encoder(batch), labels[models])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -209,15 +173,9 @@ def train_encoder(
     return encoder
 
 
-def augment(
-    batch: torch.Tensor, modes: list[OutputMode], num_classes: int, jitter: float, gen: torch.Generator
-) -> torch.Tensor:
-    """Training augmentation of fingerprints (B, D): random temperature, then a random answer mode."""
+def augment(batch: torch.Tensor, modes: list[OutputMode], num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """Training augmentation of fingerprints (B, D): each truncated to a random answer mode."""
     out = batch.reshape(len(batch), -1, num_classes)
-    if jitter > 0:
-        log_t = (torch.rand(len(batch), 1, 1, generator=gen) * 2 - 1) * jitter
-        out = out.clamp_min(1e-12).pow(torch.exp(-log_t))
-        out = out / out.sum(-1, keepdim=True)
     pick = torch.randint(len(modes), (len(batch),), generator=gen)
     result = out.clone()
     for i, mode in enumerate(modes):

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .suspects import Suspect
+from .suspects.base import Suspect
 from .training import TrainConfig, train_model
 
 log = logging.getLogger(__name__)

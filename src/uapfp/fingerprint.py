@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .suspects import OutputMode, Suspect
+from .suspects.base import OutputMode, Suspect
 
 
 def probe_batch(images: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Modifications a thief may apply to a piracy model before serving it (METHOD.md section 7).
+"""Modifications a thief may apply to a piracy model before serving it (paper section 5.4).
 
 Registered by name, each returns a modified *copy*:
 
@@ -45,8 +45,6 @@ class Modification(ABC):
 
 
 _MODIFICATIONS: dict[str, type[Modification]] = {}
-# Modifications that need no data and no training (usable as augmentations of a zoo's models).
-TRAINING_FREE = ("prune", "quantize")
 
 
 def register_modification(cls: type[Modification]) -> type[Modification]:

@@ -1,4 +1,4 @@
-"""Probe points and their views (METHOD.md sections 2 and 3).
+"""Probe points and their views (paper sections 4.2 and 4.3).
 
 The victim's training points are clustered by K-means on the victim's output vector (its
 log-probabilities: the logits up to the per-image constant that softmax ignores) into N

@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import queue
 import random
 import re
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, SuspectError, UapfpError
-from .suspects import Suspect
+from .suspects.base import Suspect
 
 log = logging.getLogger(__name__)
 
@@ -300,40 +299,27 @@ def serve(
     token_env: str | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the suspect ``spec`` (see :func:`~uapfp.verify.open_suspect`) over HTTP until interrupted.
+    """Serve the suspect ``spec`` (see :func:`~uapfp.suspects.spec.open_suspect`) over HTTP until interrupted.
 
     A zoo card carries its input shape and class count; other specs need ``input_shape``
     and ``num_classes``. ``token_env`` names an environment variable holding the bearer token
     clients must send. ``on_ready`` receives the model's URL, ``http://HOST:PORT/v2/models/NAME``.
     """
-    from .verify import open_suspect
+    from .suspects.http import read_token
+    from .suspects.spec import open_suspect, scheme_of
 
-    if spec.endswith(".json"):
-        from .zoo import read_card
-
-        if not os.path.isfile(spec):
-            raise ConfigError(f"model card {spec} does not exist")
-        card = read_card(spec)
-        input_shape = input_shape or tuple(card["input_shape"])  # type: ignore[assignment]
-        num_classes = num_classes or int(card["num_classes"])
-        model_name = model_name or card["id"]
-    if input_shape is None or num_classes is None:
-        raise ConfigError(f"give --input-shape C,H,W and --classes K to serve {spec} (a zoo card carries them)")
+    scheme = scheme_of(spec)
+    if scheme.remote:
+        raise ConfigError(f"{spec} is a server already; serve a zoo card, an ONNX, TorchScript or factory model")
     if output == "logits":
         raise ConfigError(
             "--outputs logits describes an ONNX model, not what a server answers; use probs, topk:K or label"
         )
+    token = read_token(token_env) if token_env else None
     suspect = open_suspect(spec, input_shape=input_shape, num_classes=num_classes, weights=weights, output=output)
     if model_name is None:
-        stem = re.split(r"[/:\\]", spec.rstrip("/"))[-1].rsplit(".", 1)[0]
+        stem = suspect.name if scheme.name == "card" else re.split(r"[/:\\]", spec.rstrip("/"))[-1].rsplit(".", 1)[0]
         model_name = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).strip("-.") or "model"
-    token = None
-    if token_env:
-        token = os.environ.get(token_env)
-        if not token:
-            raise ConfigError(
-                f"environment variable {token_env} is not set; export {token_env}=TOKEN or drop --token-env"
-            )
     app = create_app(suspect, model_name=model_name, faults=faults, int_labels=int_labels, token=token)
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         log.warning("serving on %s without authentication: anyone who reaches it can query the model", host)

@@ -6,7 +6,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +30,11 @@ class TrainConfig:
 
     ``lr`` None takes the optimizer's default: SGD (Nesterov momentum 0.9) 0.05 at batch 128,
     scaled linearly with the batch size (the linear scaling rule of Goyal et al. 2017: 0.025 at
-    64, 0.1 at 256), Adam 2e-3, RMSprop 1e-3. The rate follows a one-cycle schedule (warm-up
-    then cosine decay), which reaches the paper's accuracies in few epochs.
+    64, 0.1 at 256), Adam 2e-3, RMSprop 1e-3. ``schedule`` ``onecycle`` (warm-up then cosine
+    decay, which reaches the paper's accuracies in few epochs) or ``step:E:G`` (the rate times
+    G every E epochs). ``label_smoothing`` eps mixes every target with the uniform
+    distribution, ``(1 - eps) y + eps / K``. ``augment`` ``shift:P`` rolls each batch by a
+    random shift of up to P pixels in each direction.
     """
 
     optimizer: str = "adam"
@@ -39,6 +42,9 @@ class TrainConfig:
     epochs: int = 6
     lr: float | None = None
     weight_decay: float = 0.0
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.0
+    augment: str = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -46,6 +52,18 @@ class TrainConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.batch_size < 1 or self.epochs < 1:
             raise ConfigError("batch_size and epochs must be positive")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        _parse_schedule(self.schedule)
+        _parse_augment(self.augment)
+
+    def matches(self, recorded: object) -> bool:
+        """Whether ``recorded`` (the :meth:`to_dict` of an earlier run, perhaps from before a
+        field was added, which then had its default) describes this recipe."""
+        if not isinstance(recorded, dict):
+            return False
+        defaults = {f.name: f.default for f in fields(self)}
+        return {**defaults, **recorded} == self.to_dict()
 
     @property
     def resolved_lr(self) -> float:
@@ -87,11 +105,37 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against integer labels (N,) or probability vectors (N, K)."""
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy against integer labels (N,) or probability vectors (N, K), the targets
+    smoothed towards the uniform distribution by ``smoothing``."""
     if target.dim() == 1:
-        return F.cross_entropy(logits, target)
+        return F.cross_entropy(logits, target, label_smoothing=smoothing)
+    if smoothing:
+        target = (1 - smoothing) * target + smoothing / target.shape[1]
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def _parse_schedule(text: str) -> tuple[str, int, float]:
+    if text == "onecycle":
+        return "onecycle", 0, 0.0
+    kind, _, rest = text.partition(":")
+    every, _, gamma = rest.partition(":")
+    try:
+        if kind == "step" and int(every) >= 1 and 0 < float(gamma) <= 1:
+            return "step", int(every), float(gamma)
+    except ValueError:
+        pass
+    raise ConfigError(f"schedule must be onecycle or step:EPOCHS:GAMMA, not {text!r}")
+
+
+def _parse_augment(text: str) -> int:
+    """The largest shift in pixels of ``shift:P`` (0 for ``none``)."""
+    if text == "none":
+        return 0
+    kind, _, pixels = text.partition(":")
+    if kind == "shift" and pixels.isdigit() and int(pixels) >= 1:
+        return int(pixels)
+    raise ConfigError(f"augment must be none or shift:PIXELS, not {text!r}")
 
 
 def train_model(
@@ -141,9 +185,14 @@ def _train_once(
     opt = make_optimizer(model, config)
     steps_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.resolved_lr, total_steps=total, pct_start=0.15, anneal_strategy="cos"
-    )
+    kind, every, gamma = _parse_schedule(config.schedule)
+    shift = _parse_augment(config.augment)
+    if kind == "onecycle":
+        sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=config.resolved_lr, total_steps=total, pct_start=0.15, anneal_strategy="cos"
+        )
+    else:
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=gamma)
     # channels_last makes the small CNNs' convolutions and pooling 10-40% faster on CPU.
     channels_last = x.dim() == 4
     if channels_last:
@@ -157,17 +206,23 @@ def _train_once(
             for i in range(steps_per_epoch):
                 idx = order[i * config.batch_size : (i + 1) * config.batch_size]
                 xb = x[idx]
+                if shift:
+                    dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
+                    xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                loss = soft_cross_entropy(model(xb), y[idx])
+                loss = soft_cross_entropy(model(xb), y[idx], smoothing=config.label_smoothing)
                 loss_value = float(loss.detach())
                 if not math.isfinite(loss_value):
                     raise _Diverged
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sched.step()
+                if kind == "onecycle":
+                    sched.step()
                 bar.update(1)
+            if kind == "step":
+                sched.step()
             bar.set_postfix(loss=f"{loss_value:.3f}")
     finally:
         bar.close()

@@ -2,12 +2,14 @@
 
 - :func:`deepfool`: batched DeepFool (Moosavi-Dezfooli et al., CVPR 2016) for the L2 and
   L-inf norms, over the top ``num_candidates`` classes of the clean image.
-- :func:`uap_deepfool`: the reference UAP algorithm (Moosavi-Dezfooli et al., CVPR 2017),
+- :class:`DeepFoolUAP`: the reference UAP algorithm (Moosavi-Dezfooli et al., CVPR 2017),
   driven by the batched DeepFool. With ``batch_size=1`` it is exactly the original
   sequential algorithm; with larger batches the DeepFool steps of a batch's still-unfooled
   points, computed at the same ``v``, are summed before one projection.
-- :func:`uap_sgd`: the batched SGD variant (Shafahi et al., AAAI 2020): sign steps on a
+- :class:`SgdUAP`: the batched SGD variant (Shafahi et al., AAAI 2020): sign steps on a
   clamped cross-entropy, projected after each step.
+
+Both are registered in :data:`UAP_METHODS` under the names the kit's config uses.
 
 Inputs are in [0, 1]; ``x + v`` is clipped to [0, 1] wherever the model sees it.
 """
@@ -16,19 +18,20 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import NORMS
 from .errors import ConfigError
 from .training import predict_logits
 
 log = logging.getLogger(__name__)
-
-NORMS = ("l2", "linf")
 
 
 def _check_norm(norm: str) -> None:
@@ -184,131 +187,156 @@ class UAPResult:
         }
 
 
-def uap_deepfool(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    xi: float,
-    norm: str = "linf",
-    delta: float = 0.2,
-    max_passes: int = 10,
-    overshoot: float = 0.02,
-    num_candidates: int = 10,
-    max_iter_df: int = 50,
-    batch_size: int = 32,
-    aggregate: str = "sum",
-    x_val: torch.Tensor | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> UAPResult:
+@dataclass(frozen=True, kw_only=True)
+class UAPMethod(ABC):
+    """A UAP algorithm: its hyperparameters (keyword-only, frozen) and ``__call__``, which runs it.
+
+    Args:
+        xi: the radius of the ``norm`` ball ``v`` is projected onto.
+        norm: ``l2`` or ``linf``.
+    """
+
+    name: ClassVar[str]
+    xi: float
+    norm: str = "linf"
+
+    def __post_init__(self) -> None:
+        _check_norm(self.norm)
+        if not self.xi > 0:
+            raise ConfigError("the UAP radius xi must be positive")
+
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, *, x_val: torch.Tensor | None = None, seed: int = 0,
+        progress: bool = False,
+    ) -> UAPResult:  # fmt: skip
+        """A UAP of ``model`` computed on images ``x``; its fooling rate on ``x_val`` (held-out data) is reported."""
+        model.eval()
+        start = time.perf_counter()
+        v, rate, passes, history = self._run(model, x, gen=torch.Generator().manual_seed(seed), progress=progress)
+        val = fooling_rate(model, x_val, v) if x_val is not None else None
+        return UAPResult(v, self.name, self.norm, self.xi, rate, val, time.perf_counter() - start, passes, history)
+
+    @abstractmethod
+    def _run(
+        self, model: nn.Module, x: torch.Tensor, *, gen: torch.Generator, progress: bool
+    ) -> tuple[torch.Tensor, float, int, list[float]]:
+        """Subclass: (v, fooling rate on ``x``, passes, fooling rate after each pass)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeepFoolUAP(UAPMethod):
     """The reference UAP algorithm (Moosavi-Dezfooli et al., CVPR 2017), batched.
 
     Passes over ``x`` in a seeded random order; where ``clip(x_i + v)`` keeps the clean
     label, DeepFool finds the extra perturbation, which is added only where DeepFool
     converged (within ``max_iter_df - 1`` iterations, as in the reference code), and ``v``
     is projected onto the ball of radius ``xi``. Stops once the fooling rate on ``x``
-    reaches ``1 - delta`` or after ``max_passes`` passes. The fooling rate on ``x_val``
-    (held-out data) is reported.
+    reaches ``1 - delta`` or after ``max_passes`` passes. With ``batch_size=1`` it is
+    exactly the sequential original; larger batches ``aggregate`` (``sum`` or ``mean``) the
+    DeepFool steps of a batch's unfooled points before one projection.
     """
-    _check_norm(norm)
-    if xi <= 0:
-        raise ConfigError("the UAP radius xi must be positive")
-    model.eval()
-    start = time.perf_counter()
-    gen = torch.Generator().manual_seed(seed)
-    v = torch.zeros(x.shape[1:])
-    clean = predict_logits(model, x).argmax(1)
-    rate, passes, history = 0.0, 0, []
-    best_v, best_rate = v, 0.0
-    bar = tqdm(total=max_passes, desc=f"UAP (DeepFool, {norm} {xi:g})", disable=not progress, leave=False)
-    while rate < 1 - delta and passes < max_passes:
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            with torch.no_grad():
-                keep = model((x[idx] + v).clamp(0, 1)).argmax(1) == clean[idx]
-            if not keep.any():
-                continue
-            df = deepfool(
-                model, (x[idx[keep]] + v).clamp(0, 1), num_candidates=num_candidates,
-                overshoot=overshoot, max_iter=max_iter_df, norm=norm,
-            )  # fmt: skip
-            ok = df.converged & (df.iterations < max_iter_df - 1)
-            if ok.any():
-                dr = df.perturbation[ok]
-                v = project(v + (dr.sum(dim=0) if aggregate == "sum" else dr.mean(dim=0)), xi, norm)
-        passes += 1
-        rate = fooling_rate(model, x, v)
-        history.append(rate)
-        if rate >= best_rate:
-            best_v, best_rate = v, rate
-        bar.update(1)
-        bar.set_postfix(fooling=f"{rate:.3f}")
-        log.debug("UAP pass %d: fooling rate %.4f", passes, rate)
-    bar.close()
-    # The fooling rate oscillates from pass to pass: keep the best perturbation seen.
-    v, rate = best_v, best_rate
-    val = fooling_rate(model, x_val, v) if x_val is not None else None
-    return UAPResult(v, "deepfool", norm, xi, rate, val, time.perf_counter() - start, passes, history)
+
+    name = "deepfool"
+    delta: float = 0.2
+    max_passes: int = 10
+    overshoot: float = 0.02
+    num_candidates: int = 10
+    max_iter_df: int = 50
+    batch_size: int = 32
+    aggregate: str = "sum"
+
+    def _run(self, model, x, *, gen, progress):  # type: ignore[no-untyped-def]
+        xi, norm = self.xi, self.norm
+        v = torch.zeros(x.shape[1:])
+        clean = predict_logits(model, x).argmax(1)
+        rate, passes, history = 0.0, 0, []
+        best_v, best_rate = v, 0.0
+        bar = tqdm(total=self.max_passes, desc=f"UAP (DeepFool, {norm} {xi:g})", disable=not progress, leave=False)
+        while rate < 1 - self.delta and passes < self.max_passes:
+            order = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x), self.batch_size):
+                idx = order[i : i + self.batch_size]
+                with torch.no_grad():
+                    keep = model((x[idx] + v).clamp(0, 1)).argmax(1) == clean[idx]
+                if not keep.any():
+                    continue
+                df = deepfool(
+                    model, (x[idx[keep]] + v).clamp(0, 1), num_candidates=self.num_candidates,
+                    overshoot=self.overshoot, max_iter=self.max_iter_df, norm=norm,
+                )  # fmt: skip
+                ok = df.converged & (df.iterations < self.max_iter_df - 1)
+                if ok.any():
+                    dr = df.perturbation[ok]
+                    v = project(v + (dr.sum(dim=0) if self.aggregate == "sum" else dr.mean(dim=0)), xi, norm)
+            passes += 1
+            rate = fooling_rate(model, x, v)
+            history.append(rate)
+            if rate >= best_rate:
+                best_v, best_rate = v, rate
+            bar.update(1)
+            bar.set_postfix(fooling=f"{rate:.3f}")
+            log.debug("UAP pass %d: fooling rate %.4f", passes, rate)
+        bar.close()
+        # The fooling rate oscillates from pass to pass: keep the best perturbation seen.
+        return best_v, best_rate, passes, history
 
 
-def uap_sgd(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    xi: float,
-    norm: str = "linf",
-    epochs: int = 10,
-    batch_size: int = 128,
-    lr: float | None = None,
-    beta: float = 9.0,
-    x_val: torch.Tensor | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> UAPResult:
+@dataclass(frozen=True, kw_only=True)
+class SgdUAP(UAPMethod):
     """Batched SGD UAP (Shafahi et al., AAAI 2020).
 
-    Maximises ``mean(min(CE(M(clip(x + v)), y_clean), beta))`` over mini-batches with
-    sign steps (L-inf) or normalised-gradient steps (L2) of size ``lr`` (default ``xi/10``),
-    projecting onto the ball of radius ``xi`` after each step.
+    Maximises ``mean(min(CE(M(clip(x + v)), y_clean), beta))`` over mini-batches for
+    ``epochs`` passes with sign steps (L-inf) or normalised-gradient steps (L2) of size ``lr``
+    (default ``xi/10``), projecting onto the ball of radius ``xi`` after each step.
     """
-    _check_norm(norm)
-    if xi <= 0:
-        raise ConfigError("the UAP radius xi must be positive")
-    model.eval()
-    start = time.perf_counter()
-    gen = torch.Generator().manual_seed(seed)
-    step = lr if lr is not None else xi / 10
-    clean = predict_logits(model, x).argmax(1)
-    v = torch.zeros(x.shape[1:])
-    history = []
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        for _epoch in tqdm(range(epochs), desc=f"UAP (SGD, {norm} {xi:g})", disable=not progress, leave=False):
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch_size):
-                idx = order[i : i + batch_size]
-                vv = v.clone().requires_grad_(True)
-                loss = (
-                    F.cross_entropy(model((x[idx] + vv).clamp(0, 1)), clean[idx], reduction="none")
-                    .clamp(max=beta)
-                    .mean()
-                )
-                (grad,) = torch.autograd.grad(loss, vv)
-                if norm == "linf":
-                    v = v + step * grad.sign()
-                else:
-                    v = v + step * grad / grad.norm().clamp_min(1e-12)
-                v = project(v, xi, norm)
-            history.append(fooling_rate(model, x, v))
-    finally:
+
+    name = "sgd"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float | None = None
+    beta: float = 9.0
+
+    def _run(self, model, x, *, gen, progress):  # type: ignore[no-untyped-def]
+        xi, norm = self.xi, self.norm
+        step = self.lr if self.lr is not None else xi / 10
+        clean = predict_logits(model, x).argmax(1)
+        v = torch.zeros(x.shape[1:])
+        history = []
         for p in model.parameters():
-            p.requires_grad_(True)
-    val = fooling_rate(model, x_val, v) if x_val is not None else None
-    return UAPResult(
-        v, "sgd", norm, xi, history[-1] if history else 0.0, val, time.perf_counter() - start, epochs, history
-    )
+            p.requires_grad_(False)
+        try:
+            for _epoch in tqdm(range(self.epochs), desc=f"UAP (SGD, {norm} {xi:g})", disable=not progress, leave=False):
+                order = torch.randperm(len(x), generator=gen)
+                for i in range(0, len(x), self.batch_size):
+                    idx = order[i : i + self.batch_size]
+                    vv = v.clone().requires_grad_(True)
+                    loss = (
+                        F.cross_entropy(model((x[idx] + vv).clamp(0, 1)), clean[idx], reduction="none")
+                        .clamp(max=self.beta)
+                        .mean()
+                    )
+                    (grad,) = torch.autograd.grad(loss, vv)
+                    if norm == "linf":
+                        v = v + step * grad.sign()
+                    else:
+                        v = v + step * grad / grad.norm().clamp_min(1e-12)
+                    v = project(v, xi, norm)
+                history.append(fooling_rate(model, x, v))
+        finally:
+            for p in model.parameters():
+                p.requires_grad_(True)
+        return v, history[-1] if history else 0.0, self.epochs, history
 
 
-UAP_METHODS = {"deepfool": uap_deepfool, "sgd": uap_sgd}
+#: The UAP methods by name, in the order of :data:`uapfp.config.UAP_METHOD_NAMES`.
+UAP_METHODS: dict[str, type[UAPMethod]] = {"deepfool": DeepFoolUAP, "sgd": SgdUAP}
+
+
+def create_uap_method(name: str, **hyperparameters: Any) -> UAPMethod:
+    """Build a registered UAP method by name (``xi``, ``norm`` and its own hyperparameters)."""
+    if name not in UAP_METHODS:
+        raise ConfigError(f"unknown UAP method {name!r}; use {', '.join(UAP_METHODS)}")
+    try:
+        return UAP_METHODS[name](**hyperparameters)
+    except TypeError as exc:
+        raise ConfigError(f"bad hyperparameters for UAP method {name!r}: {exc}") from None

@@ -1,0 +1,121 @@
+"""Architecture registry: the paper's five Fashion-MNIST CNNs, classic families, users' factories.
+
+Every architecture maps float images in [0, 1] of shape (N, C, H, W) to logits (N, K) and is
+built for any input shape and class count: ``create_model(name, in_channels=, image_size=,
+num_classes=)``. The families live in their own modules and are registered here, explicitly:
+
+- :mod:`uapfp.archs.paper`: A-E, the paper's table 1;
+- :mod:`uapfp.archs.classic`: ``mlp``, ``lenet5`` and ``widebn``, families thieves reuse that
+  no default zoo holds.
+
+A user's own architecture is a ``package.module:factory`` string.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import ConfigError
+from . import classic, paper
+
+ModelFactory = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """A registered architecture: its name, factory and one-line description."""
+
+    name: str
+    factory: ModelFactory
+    description: str
+
+
+_REGISTRY: dict[str, ArchInfo] = {}
+
+
+def register_arch(name: str, description: str = "") -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator registering ``factory(*, in_channels, image_size, num_classes)`` as ``name``."""
+
+    def wrap(factory: ModelFactory) -> ModelFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is already registered")
+        if ":" in name:
+            raise ValueError(f"architecture names hold no ':' (that marks a user factory): {name!r}")
+        _REGISTRY[name] = ArchInfo(name, factory, description or (factory.__doc__ or "").strip())
+        return factory
+
+    return wrap
+
+
+for _family in (paper, classic):
+    for _name, (_factory, _description) in _family.ARCHS.items():
+        register_arch(_name, _description)(_factory)
+
+
+def list_archs() -> list[str]:
+    """Names of the registered architectures."""
+    return sorted(_REGISTRY)
+
+
+def arch_info(name: str) -> ArchInfo:
+    """The registry entry of ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown architecture {name!r}; choose one of {', '.join(list_archs())} "
+            "or give your own as package.module:factory"
+        ) from None
+
+
+def load_factory(path: str) -> ModelFactory:
+    """Import ``package.module:factory`` (the user's own architecture)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{path!r} is not of the form package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import {module_name!r} ({exc}); make it importable (pip install it or add it to PYTHONPATH)"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"{module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def _call_factory(factory: ModelFactory, **kwargs: object) -> nn.Module:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepted = kwargs
+    else:
+        accepted = {k: v for k, v in kwargs.items() if k in params}
+    model = factory(**accepted)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def create_model(
+    name: str,
+    *,
+    in_channels: int = 1,
+    image_size: tuple[int, int] = (28, 28),
+    num_classes: int = 10,
+) -> nn.Module:
+    """Build a registered architecture, or a user factory given as ``package.module:factory``.
+
+    A user factory receives whichever of ``in_channels``, ``image_size`` and
+    ``num_classes`` its signature accepts.
+    """
+    factory = load_factory(name) if ":" in name else arch_info(name).factory
+    return _call_factory(factory, in_channels=in_channels, image_size=tuple(image_size), num_classes=num_classes)

@@ -1,0 +1,328 @@
+"""Building a kit from a zoo: split the models, profile the victim, fit the encoder and the null.
+
+:func:`protect` runs the three steps: :func:`split_models` assigns every zoo model to the
+encoder's training set, the calibration set (the null distribution) or the held-out set;
+:func:`profile_zoo` computes the victim's UAP and probe points and fingerprints every model
+(cached in the zoo); :func:`fit_kit` trains the encoder (and, for the leave-arch-out
+calibration, one more per calibration architecture) and returns the :class:`~uapfp.kit.Kit`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .cards import load_model_from_card
+from .config import ProtectConfig
+from .encoder import FingerprintEncoder, train_encoder
+from .errors import ConfigError
+from .fingerprint import fingerprint
+from .kit import KIT_FORMAT, Kit
+from .probes import select_probes
+from .significance import get_test
+from .storage import ensure_writable_dir, load_tensors, save_tensors
+from .suspects.spec import card_suspect
+from .uap import UAPResult, create_uap_method
+from .zoo import Zoo
+
+log = logging.getLogger(__name__)
+
+# ``auto`` calibrates leave-arch-out when the encoder trains on this many architectures or more:
+# measured good with 4 and 5 (docs/method.md), useless with 2 (an encoder that knows one
+# architecture maps the other's honest models onto the victim); 3 is unmeasured.
+AUTO_MIN_ARCHS = 4
+PARTS = ("train", "calibration", "heldout", "excluded")
+
+
+# --------------------------------------------------------------------------- the model split
+
+
+def _attack_of(card: dict[str, Any]) -> str | None:
+    return (card.get("attack") or {}).get("name")
+
+
+def _round(x: float) -> int:
+    return int(x + 0.5)
+
+
+def split_models(cards: list[dict[str, Any]], config: ProtectConfig, victim_arch: str) -> dict[str, str]:
+    """Assign every non-victim model to ``train``, ``calibration``, ``heldout`` or ``excluded``.
+
+    Within each group of one role and one architecture, in a seeded random order: a share
+    ``calibration_fraction`` of the homologous models calibrates the null (at least one
+    when the group has three or more); of the rest, a share ``train_fraction`` (at least
+    one) trains the encoder and the others are held out.
+    """
+    rng = np.random.default_rng([config.seed, 0x5B1])
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    assignment: dict[str, str] = {}
+    for card in sorted(cards, key=lambda c: c["id"]):
+        if card["role"] == "victim":
+            continue
+        if config.paper_split and card["arch"] == victim_arch:
+            assignment[card["id"]] = "excluded"
+            continue
+        if card["arch"] in config.exclude_archs or _attack_of(card) in config.exclude_attacks:
+            assignment[card["id"]] = "heldout"
+            continue
+        groups.setdefault((card["role"], str(card.get("arch"))), []).append(card)
+    for (role, _arch), group in sorted(groups.items()):
+        n = len(group)
+        n_cal = 0
+        if role == "homologous":
+            n_cal = max(1, _round(config.calibration_fraction * n)) if n >= 3 else 0
+        rest = n - n_cal
+        n_train = max(1, _round(config.train_fraction * rest)) if rest else 0
+        for rank, i in enumerate(rng.permutation(n)):
+            part = "calibration" if rank < n_cal else ("train" if rank < n_cal + n_train else "heldout")
+            assignment[group[i]["id"]] = part
+    return assignment
+
+
+def _check_calibration(n_calibration: int, config: ProtectConfig) -> None:
+    needed = get_test(config.null).min_null_models
+    if n_calibration < needed:
+        raise ConfigError(
+            f"the zoo has too few homologous models to calibrate the test ({n_calibration} set aside, "
+            f"{needed} needed): build more with uapfp zoo build --homologous N, or raise --calibration-fraction"
+        )
+
+
+def resolve_calibration(cards: dict[str, dict[str, Any]], assignment: dict[str, str], config: ProtectConfig) -> str:
+    """The calibration a kit uses: ``config.calibration``, with ``auto`` decided by the zoo."""
+    if config.calibration != "auto":
+        return config.calibration
+    archs = {cards[i]["arch"] for i, part in assignment.items() if part == "train"}
+    if len(archs) >= AUTO_MIN_ARCHS:
+        return "leave-arch-out"
+    log.warning(
+        "the encoder trains on %d architecture(s): the null is scored by the kit's own encoder "
+        "(leave-arch-out calibration needs %d or more; see docs/method.md)", len(archs), AUTO_MIN_ARCHS,
+    )  # fmt: skip
+    return "kit"
+
+
+def _leave_arch_out_sets(
+    cards: dict[str, dict[str, Any]], assignment: dict[str, str], calibration: str
+) -> dict[str, list[str]]:
+    """Architecture of the calibration models -> the encoder-training models of other architectures.
+
+    Empty for ``kit`` calibration. Refuses a split where leaving an architecture out leaves
+    no homologous training model (the encoder needs both labels).
+    """
+    if calibration == "kit":
+        return {}
+    train_ids = sorted(i for i, part in assignment.items() if part == "train")
+    archs = sorted({cards[i]["arch"] for i, part in assignment.items() if part == "calibration"})
+    out = {}
+    for arch in archs:
+        out[arch] = [i for i in train_ids if cards[i]["arch"] != arch]
+        if not any(cards[i]["role"] == "homologous" for i in out[arch]):
+            raise ConfigError(
+                f"calibration {calibration!r} needs homologous training models of an architecture "
+                f"other than {arch}; build a zoo of several architectures or use --calibration kit"
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The split of a zoo's models, the resolved config and the leave-arch-out training sets."""
+
+    assignment: dict[str, str]
+    config: ProtectConfig
+    without: dict[str, list[str]]
+
+    def ids(self, part: str) -> list[str]:
+        return sorted(i for i, p in self.assignment.items() if p == part)
+
+
+def plan_models(zoo: Zoo, config: ProtectConfig) -> Plan:
+    """Split the zoo's models and settle the calibration, refusing a split that cannot calibrate."""
+    assignment = split_models(zoo.cards, config, zoo.victim["arch"])
+    _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
+    cards = {c["id"]: c for c in zoo.cards}
+    config = replace(config, calibration=resolve_calibration(cards, assignment, config))
+    return Plan(assignment, config, _leave_arch_out_sets(cards, assignment, config.calibration))
+
+
+# --------------------------------------------------------------------------- profiling a zoo
+
+
+def _tensor_digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def zoo_fingerprints(
+    zoo: Zoo, v: torch.Tensor, images: torch.Tensor, *, ids: list[str] | None = None, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Full-probability fingerprints (S, D) of zoo models on probe ``images``, cached in the zoo.
+
+    The cache file is keyed by the UAP and probe images, and each entry by the model's
+    weights hash, so a rebuilt model is fingerprinted again.
+    """
+    from tqdm.auto import tqdm
+
+    key = _tensor_digest(v, images)[:20]
+    cache_path = zoo.path / "cache" / f"fingerprints-{key}.safetensors"
+    cache = load_tensors(cache_path) if cache_path.is_file() else {}
+    wanted = [c for c in zoo.cards if ids is None or c["id"] in ids]
+    out, changed = {}, False
+    for card in tqdm(wanted, desc="fingerprints", disable=not progress, leave=False):
+        entry = f"{card['id']}@{card['weights_sha256'][:16]}"
+        if entry not in cache:
+            cache[entry] = fingerprint(card_suspect(card), v, images)
+            changed = True
+        out[card["id"]] = cache[entry]
+    if changed:
+        try:
+            save_tensors(cache_path, cache)
+        except OSError as exc:  # a read-only zoo still works, only slower next time
+            log.warning("could not write the fingerprint cache %s: %s", cache_path, exc)
+    return out
+
+
+@dataclass
+class Profile:
+    """The victim's UAP, the probe images (S, N, C, H, W) and the zoo's fingerprints on them."""
+
+    uap: UAPResult
+    images: torch.Tensor
+    fingerprints: dict[str, torch.Tensor]
+    input_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+
+
+def _uap_extras(config: ProtectConfig) -> dict[str, Any]:
+    """The kit settings the reference algorithm takes besides the radius (the SGD one takes none)."""
+    return {"delta": config.delta, "max_passes": config.uap_max_passes} if config.uap_method == "deepfool" else {}
+
+
+def profile_zoo(
+    zoo: Zoo, config: ProtectConfig = ProtectConfig(), *, data_dir: str | None = None, progress: bool = True
+) -> Profile:
+    """Compute the victim's UAP and probes, and fingerprint every zoo model (cached in the zoo)."""
+    victim = load_model_from_card(zoo.victim)
+    data = zoo.load_dataset(data_dir)
+    x_v = data.x_train[zoo.splits()["victim"]]
+    gen = torch.Generator().manual_seed(config.seed)
+    uap_x = x_v[torch.randperm(len(x_v), generator=gen)[: config.uap_images]]
+    log.info("computing the UAP (%s, %s, xi=%g) on %d images", config.uap_method, config.norm, config.xi, len(uap_x))
+    method = create_uap_method(config.uap_method, xi=config.xi, norm=config.norm, **_uap_extras(config))
+    uap = method(victim, uap_x, x_val=data.x_test, seed=config.seed, progress=progress)
+    log.info("UAP fooling rate %.3f on the held-out test set (%.1f s)", uap.fooling_rate_val, uap.seconds)
+    probes = select_probes(
+        victim, x_v, n_clusters=config.n_probes, n_views=config.n_views, n_neighbors=config.n_neighbors,
+        seed=config.seed,
+    )  # fmt: skip
+    images = x_v[probes.sets]
+    fps = zoo_fingerprints(zoo, uap.v, images, progress=progress)
+    return Profile(uap, images, fps, data.input_shape, tuple(data.classes))
+
+
+# --------------------------------------------------------------------------- fitting the kit
+
+
+def _versions() -> dict[str, str]:
+    import safetensors
+
+    return {
+        "uapfp": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(), *, progress: bool = True) -> Kit:
+    """Split the zoo's models, train the encoder (and the leave-arch-out ones) and calibrate the null."""
+    start = time.perf_counter()
+    vcard = zoo.victim
+    fps = profile.fingerprints
+    plan = plan_models(zoo, config)
+    config = plan.config
+    cal_ids = plan.ids("calibration")
+    cards = {c["id"]: c for c in zoo.cards}
+    num_classes = len(profile.classes)
+
+    def train_on(ids: list[str]) -> FingerprintEncoder:
+        ids = [vcard["id"], *ids]  # the victim is always known: it is the reference
+        labels = [0 if cards[i]["role"] in ("victim", "piracy") else 1 for i in ids]
+        return train_encoder(
+            torch.stack([fps[i] for i in ids]), torch.tensor(labels), num_classes=num_classes,
+            config=config.encoder, progress=progress,
+        )  # fmt: skip
+
+    encoder = train_on(plan.ids("train"))
+    null_encoders = {}
+    for k, (arch, rest) in enumerate(plan.without.items()):
+        log.info(
+            "leave-arch-out calibration: encoder %d of %d, without architecture %s", k + 1, len(plan.without), arch
+        )
+        null_encoders[arch] = train_on(rest)
+    info = {
+        "format": KIT_FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "input_shape": list(profile.input_shape),
+        "num_classes": num_classes,
+        "classes": list(profile.classes),
+        "dataset": zoo.config.dataset,
+        "victim": {k: vcard.get(k) for k in ("id", "arch", "test_accuracy", "weights_sha256")},
+        "zoo": str(zoo.path),
+        "uap": profile.uap.summary(),
+        "models": {part: plan.ids(part) for part in PARTS},
+        "calibration_archs": [cards[i]["arch"] for i in cal_ids],
+        "versions": _versions(),
+    }
+    kit = Kit(
+        path=None,
+        info=info,
+        config=config,
+        v=profile.uap.v,
+        probe_images=profile.images,
+        encoder=encoder,
+        victim_fingerprints=fps[vcard["id"]],
+        null_fingerprints=torch.stack([fps[i] for i in cal_ids]),
+        sha256="",
+        null_encoders=null_encoders,
+    )
+    null = kit.null_similarities()
+    info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
+    info["encoder_seconds"] = round(time.perf_counter() - start, 1)
+    return kit
+
+
+def protect(
+    zoo: Zoo | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    *,
+    config: ProtectConfig = ProtectConfig(),
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> Kit:
+    """Build a kit from a zoo (UAP, probes, fingerprints, encoder, null) and save it to ``out``."""
+    zoo = zoo if isinstance(zoo, Zoo) else Zoo.load(zoo)
+    config = plan_models(zoo, config).config  # refuses an impossible split before the long work
+    if out is not None:
+        ensure_writable_dir(Path(out))
+    start = time.perf_counter()
+    kit = fit_kit(zoo, profile_zoo(zoo, config, data_dir=data_dir, progress=progress), config, progress=progress)
+    kit.info["build_seconds"] = round(time.perf_counter() - start, 1)
+    if out is not None:
+        kit.save(out)
+    return kit

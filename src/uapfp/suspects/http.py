@@ -1,0 +1,318 @@
+"""A model behind an Open Inference Protocol (KServe v2 REST) endpoint: Triton, KServe, MLServer, ``uapfp serve``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, SuspectError
+from .base import OutputMode, Suspect, labels_to_one_hot
+from .options import HttpOptions
+
+log = logging.getLogger(__name__)
+
+_HTTP_FLOATS = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
+_HTTP_INTS = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
+
+
+class _Aborted(Exception):
+    """Another batch of the same call failed; stop retrying this one."""
+
+
+class HttpSuspect(Suspect):
+    """A model behind an Open Inference Protocol (KServe v2 REST) endpoint.
+
+    Speaks to Triton, KServe, MLServer and ``uapfp serve``: ``POST {url}/infer`` with FP32
+    images (n, C, H, W), answered by probabilities (n, K), truncated rows, or INT labels (n,).
+    Every row sent counts against ``max_queries``, resends included, and is charged before
+    it is sent, so the budget is never exceeded.
+
+    Args:
+        url: the model's URL, ``http(s)://host:port/v2/models/NAME``.
+        output: the declared answer mode (``probs``, ``topk:K``, ``label``); None takes the
+            mode the server advertises in its metadata, else ``probs``.
+        options: timeouts, retries, concurrency, rate limit, token, batch size, and whether
+            to read the model's metadata (``GET {url}``) for its input name, shapes and mode.
+        input_shape, num_classes, max_queries, name: as for :class:`Suspect`.
+    """
+
+    negative_hint = "if the server answers logits, serve probabilities instead (a softmax at the end of the model)"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        output: str | OutputMode | None = "probs",
+        max_queries: int | None = None,
+        name: str | None = None,
+        options: HttpOptions | None = None,
+    ) -> None:
+        import httpx
+
+        url = url.rstrip("/")
+        parsed = httpx.URL(url) if url.startswith(("http://", "https://")) else None
+        if parsed is None or not parsed.host or "/v2/models/" not in parsed.path:
+            raise ConfigError(f"{url!r} is not a model URL; give http(s)://host:port/v2/models/NAME")
+        super().__init__(
+            input_shape=input_shape, num_classes=num_classes, output=output or "probs", max_queries=max_queries,
+            name=name or url,
+        )  # fmt: skip
+        self.url = url
+        self.options = options = options or HttpOptions()
+        headers = {"Accept": "application/json"}
+        if options.token_env:
+            headers["Authorization"] = f"Bearer {read_token(options.token_env)}"
+        self.input_name = "input"
+        self.input_datatype = "FP32"
+        self.served_output_: OutputMode | None = None
+        self._rate_lock = threading.Lock()
+        self._next_slot = 0.0
+        self._pool_: Any = None
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(options.timeout),
+            headers=headers,
+            limits=httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency),
+        )
+        try:
+            if options.metadata:
+                self._read_metadata(declared=output)
+        except BaseException:
+            self._client.close()
+            raise
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpSuspect({self.url!r}, output='{self.output}', max_queries={self.max_queries}, options={self.options})"
+        )
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.url}/infer"
+
+    @property
+    def backend_output(self) -> OutputMode:
+        """The mode the server answers in: the one it advertises, else the declared one."""
+        return self.served_output_ or self.output
+
+    # ---------------------------------------------------------------- metadata
+
+    def _read_metadata(self, *, declared: str | OutputMode | None) -> None:
+        import httpx
+
+        try:
+            r = self._client.get(self.url)
+        except httpx.HTTPError as exc:
+            log.debug("no metadata from %s (%s); using input name %r", self.url, exc, self.input_name)
+            return
+        if r.status_code in (401, 403):
+            raise SuspectError(
+                f"{self.url} refused the request (HTTP {r.status_code}: {_server_message(r)}); check --token-env"
+            )
+        try:
+            meta = r.json() if r.status_code == 200 else None
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            log.debug("no metadata from %s (HTTP %s); using input name %r", self.url, r.status_code, self.input_name)
+            return
+        inputs = meta.get("inputs")
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
+            inp = inputs[0]
+            if isinstance(inp.get("name"), str):
+                self.input_name = inp["name"]
+            if inp.get("datatype") in ("FP32", "FP64"):
+                self.input_datatype = inp["datatype"]
+            shape = inp.get("shape")
+            if isinstance(shape, list) and len(shape) == 4:
+                dims = shape[1:]
+                if any(isinstance(d, int) and d > 0 and d != e for d, e in zip(dims, self.input_shape)):
+                    shown = ", ".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims)
+                    raise SuspectError(
+                        f"{self.url} takes inputs (N, {shown}), the kit expects "
+                        f"(N, {', '.join(map(str, self.input_shape))}); serve the model the kit was built for"
+                    )
+        outputs = meta.get("outputs")
+        served = None
+        if isinstance(outputs, list) and outputs and isinstance(outputs[0], dict):
+            out = outputs[0]
+            shape = out.get("shape")
+            if out.get("datatype") in _HTTP_INTS:
+                served = OutputMode("label", 1)
+            elif isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
+                if shape[1] != self.num_classes:
+                    raise SuspectError(f"{self.url} returns {shape[1]} classes, the kit expects {self.num_classes}")
+        params = meta.get("parameters")
+        if isinstance(params, dict) and isinstance(params.get("output_mode"), str):
+            try:
+                served = OutputMode.parse(params["output_mode"])
+            except ConfigError:
+                log.warning("%s advertises an unknown output mode %r", self.url, params["output_mode"])
+        if served is None:
+            return
+        if declared is None:
+            self.output = served
+        elif not served.richer_than(self.output):
+            raise ConfigError(
+                f"{self.url} answers {served} but {self.output} was declared; verify it with --outputs {served}"
+            )
+        self.served_output_ = served
+
+    # ---------------------------------------------------------------- queries
+
+    def _answer(self, x: torch.Tensor) -> torch.Tensor:
+        """Send ``x`` in requests of ``batch_size`` images, up to ``concurrency`` in flight."""
+        from concurrent.futures import ThreadPoolExecutor, wait
+
+        size = self.options.batch_size
+        batches = [x[i : i + size] for i in range(0, len(x), size)]
+        stop = threading.Event()
+        if len(batches) == 1 or self.options.concurrency == 1:
+            return torch.cat([self._request(b, stop) for b in batches])
+        if self._pool_ is None:
+            self._pool_ = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="uapfp-http")
+        futures = [self._pool_.submit(self._request, b, stop) for b in batches]
+        try:
+            return torch.cat([f.result() for f in futures])
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
+
+    def _wait_for_rate(self) -> None:
+        rate = self.options.rate_limit
+        if rate is None:
+            return
+        with self._rate_lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / rate
+        if slot > now:
+            time.sleep(slot - now)
+
+    def _request(self, x: torch.Tensor, stop: threading.Event) -> torch.Tensor:
+        """One batch: encode, POST with retries (each resend charged first), decode."""
+        import httpx
+
+        n = len(x)
+        body = {
+            "inputs": [
+                {
+                    "name": self.input_name,
+                    "shape": [n, *self.input_shape],
+                    "datatype": self.input_datatype,
+                    # float() of a float32 is exact, and so is its JSON repr: answers stay bit-identical
+                    "data": x.reshape(-1).tolist(),
+                }
+            ]
+        }
+        content = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        last = ""
+        retries = self.options.retries
+        delay = self.options.backoff
+        for attempt in range(retries + 1):
+            if stop.is_set():
+                raise _Aborted
+            if attempt:
+                log.warning("%s: %s; retry %d of %d in %.2f s", self.infer_url, last, attempt, retries, delay)
+                time.sleep(delay)
+                delay *= 2
+                if stop.is_set():
+                    raise _Aborted
+                self._charge(n)  # a resend: raises BudgetExhaustedError before anything is sent
+            self._wait_for_rate()
+            try:
+                r = self._client.post(self.infer_url, content=content, headers=headers)
+            except httpx.TimeoutException:
+                last = f"no answer within {self.options.timeout} s"
+                continue
+            except httpx.TransportError as exc:
+                last = f"connection error ({exc or type(exc).__name__})"
+                continue
+            if r.status_code >= 500 or r.status_code == 429:
+                last = f"HTTP {r.status_code} ({_server_message(r)})"
+                retry_after = r.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), 60.0))
+                continue
+            if r.status_code != 200:
+                hint = "; check --token-env" if r.status_code in (401, 403) else ""
+                raise SuspectError(f"{self.infer_url} answered HTTP {r.status_code}: {_server_message(r)}{hint}")
+            try:
+                payload = r.json()
+            except ValueError:
+                raise SuspectError(f"{self.infer_url} answered HTTP 200 with a body that is not JSON") from None
+            return self._decode(payload, n)
+        raise SuspectError(
+            f"{self.infer_url} failed {retries + 1} times (last: {last}); check the server, "
+            "or raise --retries / --timeout"
+        )
+
+    def _decode(self, payload: Any, n: int) -> torch.Tensor:
+        outputs = payload.get("outputs") if isinstance(payload, dict) else None
+        if not isinstance(outputs, list) or not outputs or not all(isinstance(o, dict) for o in outputs):
+            raise SuspectError(
+                f"{self.infer_url} answered without 'outputs'; is it an Open Inference Protocol (KServe v2) endpoint?"
+            )
+        chosen = next((o for o in outputs if o.get("datatype") in _HTTP_FLOATS), None)
+        is_label = chosen is None
+        if chosen is None:
+            chosen = next((o for o in outputs if o.get("datatype") in _HTTP_INTS), None)
+        if chosen is None:
+            kinds = ", ".join(str(o.get("datatype")) for o in outputs)
+            raise SuspectError(f"{self.infer_url} answered datatypes {kinds}; expected FP32 scores or INT64 labels")
+        shape = chosen.get("shape")
+        try:
+            dtype = np.int64 if is_label else _HTTP_FLOATS[chosen["datatype"]]
+            data = np.asarray(chosen.get("data"), dtype=dtype).reshape(-1)
+            if not isinstance(shape, list) or int(np.prod(shape)) != data.size:
+                raise ValueError(f"{data.size} values for shape {shape}")
+            data = data.reshape(shape)
+        except (TypeError, ValueError) as exc:
+            raise SuspectError(f"{self.infer_url} answered a malformed output tensor ({exc})") from None
+        if is_label:
+            if self.backend_output.kind != "label":
+                raise SuspectError(f"{self.infer_url} answers class labels; verify it with --outputs label")
+            return labels_to_one_hot(data, n, self.num_classes, self.name)
+        if data.ndim != 2:
+            raise SuspectError(f"{self.name} returned shape {tuple(data.shape)} for {n} queries, expected ({n}, K)")
+        return torch.from_numpy(data.astype(np.float32, copy=False))
+
+    def close(self) -> None:
+        if self._pool_ is not None:
+            self._pool_.shutdown(wait=True, cancel_futures=True)
+            self._pool_ = None
+        self._client.close()
+
+
+def _server_message(response: Any) -> str:
+    """The error a server put in its answer: JSON ``error``/``detail``, else the text's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            if isinstance(body.get(key), str):
+                return body[key][:300]
+    text = " ".join(response.text.split())
+    return text[:300] or response.reason_phrase or "no message"
+
+
+def read_token(env: str) -> str:
+    """The bearer token held by environment variable ``env`` (client and server read it alike)."""
+    token = os.environ.get(env)
+    if not token:
+        raise ConfigError(f"environment variable {env} is not set; export {env}=TOKEN or drop --token-env")
+    return token

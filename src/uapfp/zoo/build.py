@@ -1,0 +1,302 @@
+"""Building (and resuming) a zoo: the victim, homologous models and piracy models.
+
+A model counts as finished only when its card exists and its weights match the card's
+SHA-256; both are written atomically, weights first, so an interrupted build leaves nothing
+half-written that could be read as finished, and rerunning resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..archs import create_model, load_factory
+from ..cards import CARD_FORMAT, card_is_finished, card_path, load_model_from_card, read_card
+from ..data import Dataset, DatasetSpec, attacker_pool, homologous_indices, load_dataset, victim_indices
+from ..errors import ConfigError
+from ..extraction import create_attack
+from ..modelfiles import is_torchscript, load_torchscript, model_with_weights
+from ..storage import ensure_writable_dir, read_json, save_tensors, sha256_bytes, sha256_file, write_json
+from ..suspects.local import TorchSuspect
+from ..training import TrainConfig, predict_logits, train_model
+from .config import Job, ZooConfig, job_train_config, plan_jobs
+from .folder import ZOO_FORMAT, Zoo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VictimSource:
+    """A user's own victim: an architecture factory, weights, and its training data spec."""
+
+    factory: str | None = None
+    weights: str | None = None
+    data: str | None = None
+
+
+def _metrics(
+    model: nn.Module, data: Dataset, victim_pred: torch.Tensor | None, victim_acc: float | None
+) -> dict[str, float]:
+    pred = predict_logits(model, data.x_test).argmax(1)
+    acc = float((pred == data.y_test).float().mean())
+    out = {"test_accuracy": round(acc, 5)}
+    if victim_pred is not None:
+        out["fidelity"] = round(float((pred == victim_pred).float().mean()), 5)
+    if victim_acc:
+        out["recovery_rate"] = round(acc / victim_acc, 5)
+    return out
+
+
+def _environment() -> dict[str, Any]:
+    return {
+        "uapfp": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+    }
+
+
+def _write_model(
+    out: Path, model_id: str, model: nn.Module | None, card: dict[str, Any], *, weights_file: Path | None = None
+) -> dict[str, Any]:
+    """Write weights (atomically), then the card (atomically): the card marks completion."""
+    models = out / "models"
+    if weights_file is None:
+        assert model is not None
+        target = models / f"{model_id}.safetensors"
+        sha = save_tensors(target, model.state_dict())
+    else:
+        target = models / f"{model_id}{weights_file.suffix}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(weights_file, tmp)
+        os.replace(tmp, target)
+        sha = sha256_file(target)
+    card = {"format": CARD_FORMAT, "id": model_id, **card, "weights": target.name, "weights_sha256": sha}
+    write_json(card_path(out, model_id), card)
+    card["_path"] = str(card_path(out, model_id))
+    return card
+
+
+def _resolve_victim_data(spec: str | None, n_train: int, config: ZooConfig) -> np.ndarray:
+    if spec is None:
+        return victim_indices(n_train, seed=config.seed, fraction=config.split.victim_fraction)
+    idx = DatasetSpec.parse(spec).indices(n_train)
+    if idx is None:
+        return victim_indices(n_train, seed=config.seed, fraction=config.split.victim_fraction)
+    return np.unique(idx)
+
+
+def build_zoo(
+    out: str | os.PathLike[str],
+    config: ZooConfig,
+    *,
+    victim: VictimSource | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+) -> Zoo:
+    """Train (or resume) a zoo into ``out`` and return it.
+
+    Finished models are skipped; a model interrupted mid-training is trained again.
+    """
+    out = Path(out)
+    ensure_writable_dir(out)
+    victim = victim or VictimSource()
+    if victim.factory:
+        load_factory(victim.factory)  # fail early with a clear message
+    if config.include_victim_arch:
+        own = victim.factory if victim.factory else (None if victim.weights else config.victim_arch)
+        if own is not None and own not in config.archs:
+            config = replace(config, archs=(*config.archs, own))
+        elif own is None:
+            log.warning("a TorchScript victim has no architecture to rebuild: the zoo holds none of its kind")
+    data = dataset or load_dataset(config.dataset, data_dir=data_dir)
+    meta_path = out / "zoo.json"
+    identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": asdict(victim)}
+    if meta_path.is_file():
+        old = read_json(meta_path)
+        if old.get("identity") != identity:
+            raise ConfigError(
+                f"{out} holds a zoo built with other settings ({old.get('identity')}); "
+                "use a new --out folder or the same dataset, seed, split and victim"
+            )
+    n_train = len(data.x_train)
+    v_idx = _resolve_victim_data(victim.data, n_train, config)
+    pool_idx = attacker_pool(n_train, v_idx, disjoint=config.split.pool_disjoint)
+    splits_path = out / "splits.safetensors"
+    save_tensors(splits_path, {"victim": torch.from_numpy(v_idx), "pool": torch.from_numpy(pool_idx)})
+    jobs = plan_jobs(config)
+    write_json(
+        meta_path,
+        {
+            "format": ZOO_FORMAT,
+            "identity": identity,
+            "config": config.to_dict(),
+            "dataset": data.describe(),
+            "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes,
+            "jobs": [asdict(j) for j in jobs],
+            "environment": _environment(),
+            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    c, h, w = data.input_shape
+    common = {"input_shape": [c, h, w], "num_classes": data.num_classes, "dataset": config.dataset}
+    x_v, y_v = data.x_train[torch.from_numpy(v_idx)], data.y_train[torch.from_numpy(v_idx)]
+    pool = data.x_train[torch.from_numpy(pool_idx)]
+
+    bar = tqdm(total=len(jobs) + 1, desc="zoo", unit="model", disable=not progress)
+    try:
+        # ---- the victim
+        vpath = card_path(out, "victim")
+        if card_is_finished(vpath):
+            vcard = read_card(vpath)
+        else:
+            vcard = _train_victim(out, config, victim, data, x_v, y_v, v_idx, common, progress)
+        bar.update(1)
+        victim_model = load_model_from_card(vcard)
+        victim_pred = predict_logits(victim_model, data.x_test).argmax(1)
+        victim_acc = vcard["test_accuracy"]
+        log.info("victim: test accuracy %.4f", victim_acc)
+
+        # ---- homologous and piracy models
+        for job in jobs:
+            path = card_path(out, job.id)
+            if card_is_finished(path):
+                card = read_card(path)
+                attack_name = (card.get("attack") or {}).get("name")
+                same = card["job"] == asdict(job) if "job" in card else (
+                    (card["role"], card["arch"], card["optimizer"], attack_name, card["seed"])
+                    == (job.role, job.arch, job.optimizer, job.attack, job.seed)
+                )  # fmt: skip
+                if not same:
+                    raise ConfigError(f"{path} was trained with other settings than this plan; use a new --out folder")
+                if job_train_config(config, job).matches(card.get("train")):
+                    bar.update(1)
+                    continue
+                log.warning("%s was trained with an older recipe (%s); training it again", job.id, card.get("train"))
+            bar.set_postfix_str(job.id)
+            _train_job(
+                out, config, job, data, x_v, v_idx, pool, victim_model, victim_pred, victim_acc, common, progress
+            )
+            bar.update(1)
+    finally:
+        bar.close()
+    return Zoo.load(out)
+
+
+def _train_victim(
+    out: Path, config: ZooConfig, victim: VictimSource, data: Dataset, x_v: torch.Tensor, y_v: torch.Tensor,
+    v_idx: np.ndarray, common: dict[str, Any], progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    data_info = {"split": "victim", "size": len(v_idx), "indices_sha256": sha256_bytes(v_idx.astype("<i8").tobytes())}
+    if victim.factory or victim.weights:
+        if not (victim.factory and victim.weights) and not (victim.weights and is_torchscript(victim.weights)):
+            raise ConfigError("a victim of your own needs --victim package.module:factory and --victim-weights FILE")
+        start = time.perf_counter()
+        weights = Path(victim.weights)  # type: ignore[arg-type]
+        if is_torchscript(weights):
+            model = load_torchscript(weights)
+            fmt, arch = "torchscript", "torchscript"
+        else:
+            model = model_with_weights(
+                victim.factory,
+                weights,
+                input_shape=data.input_shape,
+                num_classes=data.num_classes,  # type: ignore[arg-type]
+            )
+            fmt, arch = "safetensors", victim.factory
+        model.eval()
+        card = {
+            "role": "victim", "arch": arch, "optimizer": None, "batch_size": None, "seed": None, **common,
+            "data": data_info, "attack": None, "queries": 0, "train": None, "source": str(weights),
+            **_metrics(model, data, None, None), "fidelity": 1.0, "recovery_rate": 1.0,
+            "train_seconds": 0.0, "wall_seconds": round(time.perf_counter() - start, 2), "weights_format": fmt,
+        }  # fmt: skip
+        if fmt == "torchscript":
+            return _write_model(out, "victim", None, card, weights_file=weights)
+        return _write_model(out, "victim", model, card)
+    start = time.perf_counter()
+    tc = TrainConfig(
+        optimizer=config.victim_optimizer, batch_size=config.victim_batch_size, epochs=config.epochs, seed=config.seed
+    )
+    c, h, w = data.input_shape
+    torch.manual_seed(config.seed)
+    model = create_model(config.victim_arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
+    result = train_model(model, x_v, y_v, config=tc, progress=progress, desc="victim")
+    card = {
+        "role": "victim", "arch": config.victim_arch, "optimizer": tc.optimizer, "batch_size": tc.batch_size,
+        "seed": tc.seed, **common, "data": data_info, "attack": None, "queries": 0, "train": tc.to_dict(),
+        **_metrics(model, data, None, None), "fidelity": 1.0, "recovery_rate": 1.0,
+        "train_seconds": round(result.seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
+        "weights_format": "safetensors",
+    }  # fmt: skip
+    return _write_model(out, "victim", model, card)
+
+
+def _train_job(
+    out: Path, config: ZooConfig, job: Job, data: Dataset, x_v: torch.Tensor, v_idx: np.ndarray, pool: torch.Tensor,
+    victim_model: nn.Module, victim_pred: torch.Tensor, victim_acc: float, common: dict[str, Any], progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    start = time.perf_counter()
+    c, h, w = data.input_shape
+    tc = job_train_config(config, job)
+    torch.manual_seed(job.seed)
+
+    def make_model() -> nn.Module:
+        return create_model(job.arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
+
+    if job.role == "homologous":
+        n_train = len(data.x_train)
+        overlap = job.overlap  # plan_jobs gives every homologous job its overlap
+        assert overlap is not None
+        h_idx = homologous_indices(n_train, v_idx, seed=job.seed, overlap=overlap)
+        model = make_model()
+        sel = torch.from_numpy(h_idx)
+        result = train_model(model, data.x_train[sel], data.y_train[sel], config=tc, progress=progress, desc=job.id)
+        train_seconds, queries, attack_card = result.seconds, 0, None
+        data_info = {
+            "split": "homologous", "size": len(h_idx), "overlap": overlap,
+            "split_seed": job.seed, "indices_sha256": sha256_bytes(h_idx.astype("<i8").tobytes()),
+        }  # fmt: skip
+    else:
+        assert job.attack is not None
+        attack = create_attack(job.attack, **config.attack_options.get(job.attack, {}))
+        oracle = TorchSuspect(victim_model, input_shape=(c, h, w), num_classes=data.num_classes, name="victim")
+        fraction = job.pool_fraction  # plan_jobs gives every piracy job its pool fraction
+        assert fraction is not None
+        if fraction < 1.0:  # a thief with a smaller pool: a seeded subset of it
+            keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(job.seed))
+            pool = pool[keep[: max(1, round(fraction * len(pool)))]]
+        result_x = attack.run(oracle, pool, make_model=make_model, train=tc, progress=progress)
+        model, train_seconds, queries = result_x.model, result_x.train_seconds, result_x.queries
+        attack_card = {"name": attack.name, "hyperparameters": attack.hyperparameters(), **result_x.details}
+        data_info = {
+            "split": "pool", "size": len(pool), "fraction": fraction, "disjoint_from_victim": config.split.pool_disjoint,
+        }  # fmt: skip
+    card = {
+        "role": job.role, "arch": job.arch, "optimizer": job.optimizer, "batch_size": job.batch_size,
+        "seed": job.seed, "job": asdict(job), **common, "data": data_info, "attack": attack_card, "queries": queries,
+        "train": tc.to_dict(), **_metrics(model, data, victim_pred, victim_acc),
+        "train_seconds": round(train_seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
+        "weights_format": "safetensors",
+    }  # fmt: skip
+    card = _write_model(out, job.id, model, card)
+    log.info(
+        "%s: accuracy %.4f fidelity %.4f queries %d (%.1f s)",
+        job.id, card["test_accuracy"], card.get("fidelity", float("nan")), queries, card["wall_seconds"],
+    )  # fmt: skip
+    return card
