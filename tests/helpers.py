@@ -16,6 +16,33 @@ def linear_classifier(num_classes: int = 10) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
 
 
+FORWARD_CALLS = [0]
+
+
+class _Counting(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        FORWARD_CALLS[0] += len(x)
+        return self.inner(x)
+
+
+def counting_mlp(in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_classes: int = 10) -> nn.Module:
+    """tiny_mlp that counts the images it is asked about in FORWARD_CALLS: a query meter."""
+    return _Counting(tiny_mlp(in_channels, image_size, num_classes))
+
+
+def payload(**_: object) -> nn.Module:
+    """What a hostile card would call: leaves a marker (the path in $UAPFP_TEST_MARKER), then a model."""
+    import os
+    import pathlib
+
+    pathlib.Path(os.environ["UAPFP_TEST_MARKER"]).touch()
+    return tiny_mlp()
+
+
 # --------------------------------------------------------------------------- a faulty server for client tests
 
 

@@ -32,11 +32,21 @@ def test_paper_table_1_attributes():
         assert any(isinstance(x, nn.Dropout) for x in m.modules()) == dropout
 
 
-def test_user_factory_and_unknown_arch():
-    m = create_model("tests.helpers:tiny_mlp", in_channels=1, image_size=(28, 28), num_classes=10)
+def test_user_factory_and_unknown_arch(monkeypatch):
+    from uapfp.archs import trusting
+
+    monkeypatch.delenv("UAPFP_TRUST_CODE", raising=False)
+    with pytest.raises(ConfigError, match="--trust-code tests.helpers"):
+        create_model("tests.helpers:tiny_mlp")  # code named by a string runs only when allowed
+    with trusting(["tests"]):  # a package allows its modules
+        m = create_model("tests.helpers:tiny_mlp", in_channels=1, image_size=(28, 28), num_classes=10)
+        with pytest.raises(ConfigError, match="cannot import"):
+            create_model("tests.no_such_module:factory")
     assert m(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="--trust-code tests"):
+        create_model("tests.helpers:tiny_mlp")  # the permission ended with the block
+    monkeypatch.setenv("UAPFP_TRUST_CODE", "other, tests.helpers")
+    assert isinstance(create_model("tests.helpers:linear_classifier"), torch.nn.Module)
     with pytest.raises(ConfigError, match="unknown architecture 'Z'"):
         create_model("Z")
-    with pytest.raises(ConfigError, match="cannot import"):
-        create_model("no_such_pkg.mod:factory")
     assert arch_info("A").description

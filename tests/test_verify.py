@@ -104,8 +104,26 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
     zoo = Zoo.load(zoo_dir)
     assert zoo.victim["arch"] == "tests.helpers:tiny_mlp" and zoo.splits()["victim"].tolist() == list(range(3000))
     (tmp_path / "small-kit.json").write_text('{"n_views": 4, "encoder": {"steps": 60}}')  # settings without a flag
-    protect = ["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--uap-method", "sgd", "--xi", "0.25",
-               "--probes", "20", "--fingerprints", "5", "--config", str(tmp_path / "small-kit.json")]  # fmt: skip
+    protect = [
+        "-q",
+        "protect",
+        "--zoo",
+        str(zoo_dir),
+        "--out",
+        str(kit_dir),
+        "--uap-method",
+        "sgd",
+        "--xi",
+        "0.25",
+        "--probes",
+        "20",
+        "--fingerprints",
+        "5",
+        "--config",
+        str(tmp_path / "small-kit.json"),
+        "--trust-code",
+        "tests.helpers",
+    ]  # fmt: skip  (the zoo names the user's own factory)
     capsys.readouterr()
     # Three homologous models per architecture: a third of them (2 in all) cannot calibrate the
     # model-level test; refused at once, before any work.

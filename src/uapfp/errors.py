@@ -29,6 +29,10 @@ class BudgetExhaustedError(SuspectError):
     """The next query would exceed the suspect's query budget (nothing was sent)."""
 
 
+class SuspectUnavailableError(SuspectError):
+    """A remote suspect stopped answering: every retry of a request failed (timeouts, 5xx, resets)."""
+
+
 class KitIntegrityError(UapfpError):
     """A kit's files do not match its manifest."""
 

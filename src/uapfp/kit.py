@@ -11,6 +11,8 @@ versions. :func:`uapfp.protect.protect` builds one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from .config import ProtectConfig
 from .encoder import FingerprintEncoder, build_encoder, embed
 from .errors import ConfigError, KitIntegrityError
 from .fingerprint import apply_output_mode
+from .signing import SIGNATURE_FILE, check_signature, signer_of
 from .storage import load_tensors, read_json, save_tensors, sha256_file, write_json
 from .suspects.base import OutputMode
 
@@ -49,6 +52,18 @@ class Kit:
     sha256: str
     null_encoders: dict[str, FingerprintEncoder] = field(default_factory=dict)
     """Architecture -> the encoder trained without it (``leave-arch-out`` kits)."""
+    signed_by: str | None = None
+    """The key id whose signature was checked on load (None: not checked)."""
+
+    @property
+    def identity(self) -> str:
+        """The kit as evidence names it: its SHA-256 and who is proven to have signed it."""
+        if self.signed_by:
+            return f"{self.sha256} (signed by key {self.signed_by}, checked)"
+        claimed = signer_of(self.path) if self.path is not None else None
+        if claimed:
+            return f"{self.sha256} (claims key {claimed}; not checked: pass --trusted-key)"
+        return f"{self.sha256} (unsigned)"
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -86,20 +101,34 @@ class Kit:
         return get_calibration(self.config.calibration).similarities(self, mode, n_sets or self.n_sets)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Kit:
-        """Load a kit, refusing it when any file differs from its manifest."""
+    def load(cls, path: str | os.PathLike[str], *, trusted_key: str | os.PathLike[str] | None = None) -> Kit:
+        """Load a kit, refusing it when any file differs from its manifest.
+
+        With ``trusted_key`` (a PEM public key), also refuse it unless its manifest is signed
+        by that key (:mod:`uapfp.signing`): a kit rewritten and rehashed is then refused too.
+        """
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             raise KitIntegrityError(
                 f"{path} is not a kit (no manifest.json); make one with: uapfp protect --zoo ZOO --out {path}"
             )
-        manifest = read_json(manifest_path)
-        files = manifest.get("files", {})
-        if manifest.get("format") != KIT_FORMAT or set(files) - {NULL_ENCODERS_FILE} != set(KIT_FILES):
+        manifest_bytes = manifest_path.read_bytes()
+        try:
+            manifest = json.loads(manifest_bytes)
+        except (ValueError, RecursionError):
+            manifest = None
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        if (
+            not isinstance(files, dict)
+            or manifest.get("format") != KIT_FORMAT  # type: ignore[union-attr]
+            or set(files) - {NULL_ENCODERS_FILE} != set(KIT_FILES)
+            or not all(isinstance(v, str) for v in files.values())
+        ):
             raise KitIntegrityError(
-                f"{manifest_path} is not a {KIT_FORMAT} manifest; rebuild the kit with uapfp protect"
+                f"{manifest_path} is not a {KIT_FORMAT} manifest; the kit is damaged, rebuild it with uapfp protect"
             )
+        signed_by = check_signature(path, manifest_bytes, trusted_key) if trusted_key is not None else None
         for name, expected in files.items():
             f = path / name
             if not f.is_file():
@@ -111,17 +140,24 @@ class Kit:
                     f"kit file {f} does not match its manifest (SHA-256 differs): the kit was modified "
                     "or damaged; use the original kit or rebuild it with uapfp protect"
                 )
+        try:
+            return cls._read(path, files, hashlib.sha256(manifest_bytes).hexdigest(), signed_by)
+        except (ConfigError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise KitIntegrityError(
+                f"{path} is damaged or was made by another version of uapfp ({exc}); rebuild it with uapfp protect"
+            ) from None
+
+    @classmethod
+    def _read(cls, path: Path, files: dict[str, str], sha256: str, signed_by: str | None) -> Kit:
+        """The kit's contents, its files already checked against the manifest."""
         info = read_json(path / "kit.json")
+        if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+            raise ConfigError("kit.json holds no settings")
         raw_config = dict(info.pop("config"))
         raw_config.setdefault("calibration", "kit")  # kits made before the field existed
-        try:
-            config = ProtectConfig.from_dict(raw_config)
-        except ConfigError as exc:
-            raise KitIntegrityError(
-                f"{path} holds settings this uapfp cannot use ({exc}); rebuild the kit with uapfp protect"
-            ) from None
+        config = ProtectConfig.from_dict(raw_config)
         if config.calibration == "auto":
-            raise KitIntegrityError(f"{path}: a kit's calibration is decided when it is built; rebuild it")
+            raise ConfigError("a kit's calibration is decided when it is built")
         ref = load_tensors(path / "reference.safetensors")
         in_dim = int(ref["victim_fingerprints"].shape[-1])
         encoder = build_encoder(config.encoder, in_dim)
@@ -144,8 +180,9 @@ class Kit:
             encoder=encoder,
             victim_fingerprints=ref["victim_fingerprints"],
             null_fingerprints=ref["null_fingerprints"],
-            sha256=sha256_file(manifest_path),
+            sha256=sha256,
             null_encoders=null_encoders,
+            signed_by=signed_by,
         )
 
     def save(self, path: str | os.PathLike[str]) -> Kit:
@@ -173,6 +210,7 @@ class Kit:
             )
         elif (path / NULL_ENCODERS_FILE).exists():  # left by an earlier kit in the same folder
             (path / NULL_ENCODERS_FILE).unlink()
+        (path / SIGNATURE_FILE).unlink(missing_ok=True)  # a signature of an earlier kit in the same folder
         write_json(path / "kit.json", {**self.info, "config": self.config.to_dict()})
         hashes["kit.json"] = sha256_file(path / "kit.json")
         write_json(
@@ -188,7 +226,7 @@ class Kit:
         u = self.info["uap"]
         m = self.info["models"]
         return (
-            f"kit {self.path} (sha256 {self.sha256[:12]})\n"
+            f"kit {self.path}, sha256 {self.identity}\n"
             f"  victim {self.info['victim']['id']} ({self.info['victim']['arch']}), {self.num_classes} classes, "
             f"input {self.input_shape}\n"
             f"  UAP {u['method']} {u['norm']} xi={u['xi']}: fooling rate {u['fooling_rate_val']} on held-out data\n"

@@ -18,6 +18,9 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+#: The environment variable listing the modules whose code cards and zoos may name (uapfp.archs).
+TRUST_ENV = "UAPFP_TRUST_CODE"
+
 
 def option(
     help: str = "",

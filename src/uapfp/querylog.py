@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import torch
 from .errors import ConfigError
 from .fingerprint import probe_batch
 from .kit import Kit
+from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
 from .verify import Scoring, Verdict, score_fingerprints
 
@@ -21,10 +24,12 @@ from .verify import Scoring, Verdict, score_fingerprints
 class QueryLog:
     """JSON Lines evidence: a header (kit hash, suspect), then one line per query.
 
-    Header: ``{"type": "header", "format", "kit_sha256", "suspect", "output_mode", "uap_sha256",
+    Header: ``{"type": "header", "format", "kit_sha256", "kit_signed_by", "suspect", "output_mode", "uap_sha256",
     "fingerprints", "alpha", "started"}``. Query lines: ``{"set", "point", "uap", "input_sha256",
     "output"}``; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian,
     C order) and ``output`` the answer row exactly as received (floats round-trip float32).
+    The log is written to a temporary file beside ``path`` and renamed over it by
+    :meth:`close`, so ``path`` only ever holds a whole log (of a run that ended, however it ended).
     """
 
     FORMAT = "uapfp-query-log/1"
@@ -38,15 +43,17 @@ class QueryLog:
         fingerprints: int | None = None,
         alpha: float | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self._handle = os.fdopen(fd, "w", encoding="utf-8")
         self._handle.write(
             json.dumps(
                 {
                     "type": "header",
                     "format": self.FORMAT,
                     "kit_sha256": kit.sha256,
+                    "kit_signed_by": kit.signed_by,
                     "suspect": suspect.name,
                     "output_mode": str(suspect.output),
                     "uap_sha256": hashlib.sha256(kit.v.numpy().tobytes()).hexdigest(),
@@ -73,6 +80,13 @@ class QueryLog:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
+        os.replace(self._tmp, check_output_path(self.path, "query log"))
+
+
+def _finite_number(v: object) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return math.isfinite(v) if isinstance(v, float) else abs(v) <= 1  # probabilities; a huge int is no answer
 
 
 def _input_digest(x: torch.Tensor) -> str:
@@ -90,18 +104,18 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"query log {path} does not exist; write one with uapfp verify --query-log")
-    with open(path, encoding="utf-8") as handle:
-        lines = [line for line in handle if line.strip()]
     try:
+        with open(path, encoding="utf-8") as handle:
+            lines = [line for line in handle if line.strip()]
         header = json.loads(lines[0]) if lines else None
         rows = [json.loads(line) for line in lines[1:]]
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not a JSON Lines query log ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
+        raise ConfigError(f"{path} is not a JSON Lines query log ({str(exc)[:200]})") from None
     if not isinstance(header, dict) or header.get("type") != "header":
         raise ConfigError(f"{path} does not start with a query log header")
     if header.get("kit_sha256") != kit.sha256:
         raise ConfigError(f"{path} was written with another kit (kit SHA-256 {header.get('kit_sha256')}); use that kit")
-    mode = OutputMode.parse(header.get("output_mode"))
+    mode = OutputMode.parse(str(header.get("output_mode")))
     scoring = Scoring.of(kit, test=None, calibration=None, alpha=alpha if alpha is not None else header.get("alpha"))
     got: list[torch.Tensor] = []
     i = 0
@@ -122,12 +136,13 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
                     f"{path} line {i + j + 2}: the query is not probe {j} of set {s} of this kit; the log was edited"
                 )
             out = row.get("output")
-            if not isinstance(out, list) or len(out) != kit.num_classes:
-                raise ConfigError(f"{path} line {i + j + 2}: the answer does not hold {kit.num_classes} numbers")
+            if not isinstance(out, list) or len(out) != kit.num_classes or not all(_finite_number(v) for v in out):
+                raise ConfigError(f"{path} line {i + j + 2}: the answer does not hold {kit.num_classes} finite numbers")
             outs.append(out)
         got.append(torch.tensor(outs, dtype=torch.float32).reshape(-1))
         i += len(batch)
-    n_req = int(header.get("fingerprints") or len(got))
+    requested = header.get("fingerprints")
+    n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else len(got)
     message = "" if len(got) >= n_req else f"the log holds {len(got)} of {n_req} fingerprints (budget exhausted)"
     return score_fingerprints(
         kit, got, mode=mode, scoring=scoring, n_req=n_req, name=str(header.get("suspect")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,13 +36,43 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def check_output_path(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """``path`` if a file may be written there: a regular file (not a link) or a new name in a
+    folder that exists or can be made, and is writable. A device, a FIFO, a folder or a
+    symbolic link at ``path`` is never replaced: a ConfigError says so, before any work."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} to {path} ({exc.strerror or exc}); choose another path") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a symbolic link"
+            if stat.S_ISLNK(st.st_mode)
+            else ("a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        )
+        raise ConfigError(f"{path} is {kind}; uapfp writes the {what} only to a regular file or a new one")
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the {what} to {path}: {existing} is not a writable folder; choose another path"
+        )
+    return path
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
-    A crash leaves either the old file or none, never a half-written one.
+    A crash leaves either the old file or none, never a half-written one. Only a regular file
+    is ever replaced (see :func:`check_output_path`).
     """
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -75,12 +106,18 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file; a malformed one is a :class:`ConfigError` naming the file."""
+    """Read a JSON file; a malformed one (not UTF-8, not JSON, nested too deep, numbers too
+    long) is a :class:`ConfigError` naming the file."""
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); delete or repair it") from exc
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:200]
+        raise ConfigError(f"{path} is not valid JSON ({reason}); delete or repair it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
 
 
 def save_tensors(
@@ -90,7 +127,7 @@ def save_tensors(
     metadata: dict[str, str] | None = None,
 ) -> str:
     """Save tensors as safetensors, atomically; return the file's SHA-256."""
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

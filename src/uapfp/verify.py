@@ -22,7 +22,7 @@ import torch
 
 from .calibration import Calibration, get_calibration
 from .encoder import FingerprintEncoder, embed
-from .errors import BudgetExhaustedError, ConfigError, SuspectError
+from .errors import BudgetExhaustedError, ConfigError, SuspectError, SuspectUnavailableError
 from .fingerprint import apply_output_mode, probe_batch
 from .kit import Kit
 from .significance import StatTest, get_test
@@ -62,6 +62,7 @@ class Verdict:
     message: str = ""
     test: str = "models"
     calibration: str = "kit"
+    kit_signed_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,6 +81,8 @@ class Verdict:
             f"p-value      {self.p_value:.3g}  ({get_test(self.test).description}, alpha {self.alpha})",
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
+            f"kit          sha256 {self.kit_sha256}"
+            + (f", signed by key {self.kit_signed_by} (checked)" if self.kit_signed_by else " (signature not checked)"),
         ]
         return "\n".join(lines)
 
@@ -163,6 +166,8 @@ def verify(
             got.append(out.reshape(-1))
     except BudgetExhaustedError as exc:
         message = f"query budget exhausted after {len(got)} of {n_req} fingerprints ({exc})"
+    except SuspectUnavailableError as exc:
+        message = f"the suspect stopped answering after {len(got)} of {n_req} fingerprints ({exc})"
     finally:
         if logger:
             logger.close()
@@ -188,8 +193,8 @@ def score_fingerprints(
     n = len(got)
     common = {
         "suspect": name, "alpha": scoring.alpha, "fingerprints": n, "fingerprints_requested": n_req,
-        "queries": queries, "output_mode": str(mode), "kit_sha256": kit.sha256, "test": scoring.test.name,
-        "calibration": scoring.calibration.name,
+        "queries": queries, "output_mode": str(mode), "kit_sha256": kit.sha256, "kit_signed_by": kit.signed_by,
+        "test": scoring.test.name, "calibration": scoring.calibration.name,
     }  # fmt: skip
     if n < 2:
         nan = float("nan")

@@ -8,19 +8,26 @@ num_classes=)``. The families live in their own modules and are registered here,
 - :mod:`uapfp.archs.classic`: ``mlp``, ``lenet5`` and ``widebn``, families thieves reuse that
   no default zoo holds.
 
-A user's own architecture is a ``package.module:factory`` string.
+A user's own architecture is a ``package.module:factory`` string. Importing it runs its code,
+so a name read from a file (a model card, a zoo handed over by someone else) is imported only
+when the user allowed its module on this run: :func:`trusting` (``--trust-code MODULE`` on the
+command line, or ``$UAPFP_TRUST_CODE``); a factory the user names directly (``--victim``, a
+``module:factory`` suspect spec) is allowed for the call that uses it.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch import nn
 
 from ..errors import ConfigError
+from ..options import TRUST_ENV
 from . import classic, paper
 
 ModelFactory = Callable[..., nn.Module]
@@ -73,11 +80,42 @@ def arch_info(name: str) -> ArchInfo:
         ) from None
 
 
+_TRUSTED: list[str] = []  # modules allowed on this run (a stack of trusting() scopes)
+
+
+@contextmanager
+def trusting(modules: Iterable[str]) -> Iterator[None]:
+    """Allow ``package.module:factory`` architectures from these modules (and their submodules) inside the block."""
+    added = [m.strip() for m in modules if m and m.strip()]
+    _TRUSTED.extend(added)
+    try:
+        yield
+    finally:
+        del _TRUSTED[len(_TRUSTED) - len(added) :]
+
+
+def module_of(path: str) -> str:
+    """The module of ``package.module:factory``."""
+    return path.partition(":")[0]
+
+
+def is_trusted(module: str) -> bool:
+    """Whether code of ``module`` may be imported on this run."""
+    allowed = [*_TRUSTED, *os.environ.get(TRUST_ENV, "").split(",")]
+    return any(t.strip() and (module == t.strip() or module.startswith(t.strip() + ".")) for t in allowed)
+
+
 def load_factory(path: str) -> ModelFactory:
-    """Import ``package.module:factory`` (the user's own architecture)."""
+    """Import ``package.module:factory`` (the user's own architecture), if its module is trusted."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"{path!r} is not of the form package.module:factory")
+    if not is_trusted(module_name):
+        raise ConfigError(
+            f"architecture {path!r} is code (module {module_name!r}), which uapfp imports only when you allow it: "
+            f"add --trust-code {module_name} (or set {TRUST_ENV}={module_name}) if you trust whoever made this "
+            "card or zoo"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -7,18 +7,28 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, SuspectError
+from ..errors import ConfigError, SuspectError, SuspectUnavailableError
 from .base import OutputMode, Suspect, labels_to_one_hot
 from .options import HttpOptions
 
 log = logging.getLogger(__name__)
 
 _HTTP_FLOATS = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
+# Bounds on what a server may send: a JSON float takes at most ~25 characters, so an answer of
+# n rows of K values needs far less than this; metadata is a few hundred bytes.
+ANSWER_BYTES_PER_VALUE = 64
+ANSWER_SLACK_BYTES = 1 << 16
+METADATA_BYTES = 1 << 20
+MAX_INT_DIGITS = 20
+MAX_RETRY_WAIT = 60.0
+#: Answers worth a retry: too many requests, and server errors but 501 (not implemented: it never will be).
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HTTP_INTS = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
 
 
@@ -109,20 +119,19 @@ class HttpSuspect(Suspect):
         import httpx
 
         try:
-            r = self._client.get(self.url)
+            r = self._exchange("GET", self.url, limit=METADATA_BYTES)
         except httpx.HTTPError as exc:
             log.debug("no metadata from %s (%s); using input name %r", self.url, exc, self.input_name)
             return
-        if r.status_code in (401, 403):
-            raise SuspectError(
-                f"{self.url} refused the request (HTTP {r.status_code}: {_server_message(r)}); check --token-env"
-            )
+        if r.status in (401, 403):
+            raise SuspectError(f"{self.url} refused the request (HTTP {r.status}: {r.message()}); check --token-env")
         try:
-            meta = r.json() if r.status_code == 200 else None
-        except ValueError:
+            meta = parse_json(r.body, f"{self.url}'s metadata") if r.status == 200 else None
+        except SuspectError as exc:  # metadata is optional: without it the defaults apply
+            log.warning("ignoring the metadata of %s: %s", self.url, exc)
             meta = None
         if not isinstance(meta, dict):
-            log.debug("no metadata from %s (HTTP %s); using input name %r", self.url, r.status_code, self.input_name)
+            log.debug("no metadata from %s (HTTP %s); using input name %r", self.url, r.status, self.input_name)
             return
         inputs = meta.get("inputs")
         if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
@@ -200,6 +209,30 @@ class HttpSuspect(Suspect):
         if slot > now:
             time.sleep(slot - now)
 
+    def _exchange(self, method: str, url: str, *, limit: int, content: bytes | None = None) -> Answer:
+        """One request whose whole answer must arrive within ``timeout`` seconds and hold at
+        most ``limit`` bytes, before and after decompression.
+
+        Raises httpx's timeout and transport errors (a slow answer is a timeout), or
+        :class:`SuspectError` for an answer over the limit.
+        """
+        import httpx
+
+        deadline = time.monotonic() + self.options.timeout
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        with self._client.stream(method, url, content=content, headers=headers) as r:
+            length = r.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise SuspectError(f"{url} sent an answer of {length} bytes, more than the {limit} a model's can need")
+            body = bytearray()
+            for chunk in r.iter_bytes():  # decompressed as it arrives
+                body += chunk
+                if len(body) > limit or r.num_bytes_downloaded > limit:
+                    raise SuspectError(f"{url} sent an answer of more than {limit} bytes; it is not a model's answer")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took more than {self.options.timeout} s")
+        return Answer(r.status_code, r.headers.get("Retry-After", ""), bytes(body), r.reason_phrase)
+
     def _request(self, x: torch.Tensor, stop: threading.Event) -> torch.Tensor:
         """One batch: encode, POST with retries (each resend charged first), decode."""
         import httpx
@@ -217,44 +250,42 @@ class HttpSuspect(Suspect):
             ]
         }
         content = json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json"}
+        limit = ANSWER_BYTES_PER_VALUE * n * self.num_classes + ANSWER_SLACK_BYTES
         last = ""
         retries = self.options.retries
-        delay = self.options.backoff
+        wait = 0.0
         for attempt in range(retries + 1):
             if stop.is_set():
                 raise _Aborted
             if attempt:
-                log.warning("%s: %s; retry %d of %d in %.2f s", self.infer_url, last, attempt, retries, delay)
-                time.sleep(delay)
-                delay *= 2
+                log.warning("%s: %s; retry %d of %d in %.2f s", self.infer_url, last, attempt, retries, wait)
+                time.sleep(wait)
                 if stop.is_set():
                     raise _Aborted
                 self._charge(n)  # a resend: raises BudgetExhaustedError before anything is sent
             self._wait_for_rate()
+            # the next wait: the backoff doubles from try to try; a Retry-After may lengthen one wait,
+            # never beyond MAX_RETRY_WAIT, and does not compound into the next
+            wait = self.options.backoff * 2**attempt
             try:
-                r = self._client.post(self.infer_url, content=content, headers=headers)
+                answer = self._exchange("POST", self.infer_url, limit=limit, content=content)
             except httpx.TimeoutException:
-                last = f"no answer within {self.options.timeout} s"
+                last = f"no whole answer within {self.options.timeout} s"
                 continue
             except httpx.TransportError as exc:
                 last = f"connection error ({exc or type(exc).__name__})"
                 continue
-            if r.status_code >= 500 or r.status_code == 429:
-                last = f"HTTP {r.status_code} ({_server_message(r)})"
-                retry_after = r.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    delay = max(delay, min(float(retry_after), 60.0))
+            if answer.status in RETRIED_STATUSES:
+                last = f"HTTP {answer.status} ({answer.message()})"
+                if answer.retry_after.isdigit():
+                    wait = max(wait, float(answer.retry_after))
+                wait = min(wait, MAX_RETRY_WAIT)
                 continue
-            if r.status_code != 200:
-                hint = "; check --token-env" if r.status_code in (401, 403) else ""
-                raise SuspectError(f"{self.infer_url} answered HTTP {r.status_code}: {_server_message(r)}{hint}")
-            try:
-                payload = r.json()
-            except ValueError:
-                raise SuspectError(f"{self.infer_url} answered HTTP 200 with a body that is not JSON") from None
-            return self._decode(payload, n)
-        raise SuspectError(
+            if answer.status != 200:
+                hint = "; check --token-env" if answer.status in (401, 403) else ""
+                raise SuspectError(f"{self.infer_url} answered HTTP {answer.status}: {answer.message()}{hint}")
+            return self._decode(parse_json(answer.body, f"{self.infer_url}'s answer"), n)
+        raise SuspectUnavailableError(
             f"{self.infer_url} failed {retries + 1} times (last: {last}); check the server, "
             "or raise --retries / --timeout"
         )
@@ -279,8 +310,8 @@ class HttpSuspect(Suspect):
             if not isinstance(shape, list) or int(np.prod(shape)) != data.size:
                 raise ValueError(f"{data.size} values for shape {shape}")
             data = data.reshape(shape)
-        except (TypeError, ValueError) as exc:
-            raise SuspectError(f"{self.infer_url} answered a malformed output tensor ({exc})") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SuspectError(f"{self.infer_url} answered a malformed output tensor ({str(exc)[:200]})") from None
         if is_label:
             if self.backend_output.kind != "label":
                 raise SuspectError(f"{self.infer_url} answers class labels; verify it with --outputs label")
@@ -296,18 +327,44 @@ class HttpSuspect(Suspect):
         self._client.close()
 
 
-def _server_message(response: Any) -> str:
-    """The error a server put in its answer: JSON ``error``/``detail``, else the text's start."""
+@dataclass(frozen=True)
+class Answer:
+    """What a server sent back: status, Retry-After, the (bounded, decompressed) body."""
+
+    status: int
+    retry_after: str
+    body: bytes
+    reason: str
+
+    def message(self) -> str:
+        """The error the server put in its answer: JSON ``error``/``detail``, else the text's start."""
+        try:
+            parsed = parse_json(self.body, "the answer")
+        except SuspectError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for key in ("error", "detail", "message"):
+                if isinstance(parsed.get(key), str):
+                    return " ".join(parsed[key].split())[:300]
+        text = " ".join(self.body[:2000].decode("utf-8", "replace").split())
+        return text[:300] or self.reason or "no message"
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits")
+    return int(text)
+
+
+def parse_json(body: bytes, what: str) -> Any:
+    """JSON from an untrusted server: a SuspectError, not a crash, for bad encodings, nesting
+    bombs and integers of absurd length."""
     try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("error", "detail", "message"):
-            if isinstance(body.get(key), str):
-                return body[key][:300]
-    text = " ".join(response.text.split())
-    return text[:300] or response.reason_phrase or "no message"
+        return json.loads(body, parse_int=_bounded_int)
+    except RecursionError:
+        raise SuspectError(f"{what} is nested too deeply to be a model's answer") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, our own
+        raise SuspectError(f"{what} is not valid JSON ({str(exc)[:120]})") from None
 
 
 def read_token(env: str) -> str:

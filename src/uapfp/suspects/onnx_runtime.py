@@ -18,25 +18,39 @@ _ONNX_FLOATS = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tens
 _ONNX_INTS = ("tensor(int64)", "tensor(int32)")
 
 
-def _onnx_tensors(graph):  # type: ignore[no-untyped-def]
+def _sparse(sparse):  # type: ignore[no-untyped-def]
+    yield sparse.values
+    yield sparse.indices
+
+
+def _graph_tensors(graph):  # type: ignore[no-untyped-def]
     """Every TensorProto of a graph: initializers, sparse initializers, node attributes, subgraphs."""
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
+        yield from _sparse(sparse)
     yield from _node_tensors(graph.node)
 
 
 def _node_tensors(nodes):  # type: ignore[no-untyped-def]
+    """Every TensorProto in the attributes of ``nodes``: dense and sparse, single and repeated, in subgraphs."""
     for node in nodes:
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t
             yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield from _sparse(attr.sparse_tensor)
+            for sparse in attr.sparse_tensors:
+                yield from _sparse(sparse)
             if attr.HasField("g"):
-                yield from _onnx_tensors(attr.g)
+                yield from _graph_tensors(attr.g)
             for sub in attr.graphs:
-                yield from _onnx_tensors(sub)
+                yield from _graph_tensors(sub)
+
+
+def model_tensors(model):  # type: ignore[no-untyped-def]
+    """Every TensorProto of an ONNX model: its graph's and its local functions'."""
+    return itertools.chain(_graph_tensors(model.graph), *(_node_tensors(f.node) for f in model.functions))
 
 
 def check_onnx_external_data(model, folder: str | os.PathLike[str]) -> list[str]:  # type: ignore[no-untyped-def]
@@ -49,9 +63,8 @@ def check_onnx_external_data(model, folder: str | os.PathLike[str]) -> list[str]
     import onnx
 
     root = os.path.realpath(folder)
-    tensors = itertools.chain(_onnx_tensors(model.graph), *(_node_tensors(f.node) for f in model.functions))
     files = []
-    for tensor in tensors:
+    for tensor in model_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), None)
@@ -75,6 +88,28 @@ def check_onnx_external_data(model, folder: str | os.PathLike[str]) -> list[str]
             )
         files.append(resolved)
     return files
+
+
+def inline_external_data(model, folder: str | os.PathLike[str]) -> None:  # type: ignore[no-untyped-def]
+    """Read every external tensor's data from ``folder`` into the model itself (checked first).
+
+    ONNX Runtime given a model's bytes resolves external files against the working folder, not
+    the model's; once every tensor holds its data, the model refers to no file at all, and the
+    checked model is exactly what runs.
+    """
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_tensor
+
+    check_onnx_external_data(model, folder)
+    for tensor in model_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            try:
+                load_external_data_for_tensor(tensor, str(folder))
+            except Exception as exc:  # onnx raises OSError, ValueError and its own ValidationError
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise ConfigError(f"cannot read the external data of ONNX tensor {tensor.name!r} ({first})") from None
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            del tensor.external_data[:]
 
 
 class OnnxSuspect(Suspect):
@@ -137,13 +172,14 @@ class OnnxSuspect(Suspect):
             raise ConfigError(f"{path} is not a valid ONNX model ({exc}); export it with torch.onnx.export") from None
         if not model.graph.node and not model.graph.output:
             raise ConfigError(f"{path} is not a valid ONNX model (empty graph); export it with torch.onnx.export")
-        external = check_onnx_external_data(model, os.path.dirname(os.path.abspath(path)))
+        inline_external_data(model, os.path.dirname(os.path.abspath(path)))
         options = ort.SessionOptions()
         options.log_severity_level = 3
         try:
-            # The checked bytes are what runs; only a model with external data is reopened by path.
-            source = path if external else data
-            session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+            # the checked model, its external data inlined, is what runs: it names no file any more
+            session = ort.InferenceSession(
+                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"ONNX Runtime cannot load {path} ({first}); re-export the model") from None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..archs import module_of, trusting
 from ..cards import load_model_from_card, read_card
 from ..errors import ConfigError
 from ..modelfiles import TORCHSCRIPT_SUFFIXES, load_torchscript, model_with_weights
@@ -108,7 +109,8 @@ def _open_factory(r: Request) -> Suspect:
     if r.weights is None:
         raise ConfigError(f"{r.spec} needs --weights FILE (safetensors)")
     input_shape, num_classes = r.shape()
-    model = model_with_weights(r.spec, r.weights, input_shape=input_shape, num_classes=num_classes)
+    with trusting([module_of(r.spec)]):  # the user named this factory: its code is theirs to run
+        model = model_with_weights(r.spec, r.weights, input_shape=input_shape, num_classes=num_classes)
     return TorchSuspect(
         model, input_shape=input_shape, num_classes=num_classes, output=output, max_queries=r.max_queries,
         name=r.spec,

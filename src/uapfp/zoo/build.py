@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..archs import create_model, load_factory
+from ..archs import create_model, load_factory, module_of, trusting
 from ..cards import CARD_FORMAT, card_is_finished, card_path, load_model_from_card, read_card
 from ..data import Dataset, DatasetSpec, attacker_pool, homologous_indices, load_dataset, victim_indices
 from ..errors import ConfigError
@@ -110,11 +110,32 @@ def build_zoo(
 ) -> Zoo:
     """Train (or resume) a zoo into ``out`` and return it.
 
-    Finished models are skipped; a model interrupted mid-training is trained again.
+    Finished models are skipped; a model interrupted mid-training is trained again, and the
+    temporary files a killed build left behind are removed. The architectures ``config`` and
+    ``victim`` name are the caller's: their code may run (:func:`uapfp.archs.trusting`).
     """
     out = Path(out)
     ensure_writable_dir(out)
     victim = victim or VictimSource()
+    named = [a for a in (*config.archs, victim.factory) if a and ":" in a]
+    with trusting(module_of(a) for a in named):
+        return _build_zoo(out, config, victim, data_dir=data_dir, progress=progress, dataset=dataset)
+
+
+def remove_orphans(out: Path) -> list[Path]:
+    """Delete the temporary files (``.NAME.*.tmp``) an interrupted build left in ``out``; return them."""
+    orphans = [p for sub in ("models", "cache", ".") for p in (out / sub).glob(".*.tmp") if p.is_file()]
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    if orphans:
+        log.info("removed %d temporary files left by an interrupted build", len(orphans))
+    return orphans
+
+
+def _build_zoo(
+    out: Path, config: ZooConfig, victim: VictimSource, *, data_dir: str | None, progress: bool, dataset: Dataset | None
+) -> Zoo:
+    remove_orphans(out)
     if victim.factory:
         load_factory(victim.factory)  # fail early with a clear message
     if config.include_victim_arch:
@@ -128,9 +149,9 @@ def build_zoo(
     identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": asdict(victim)}
     if meta_path.is_file():
         old = read_json(meta_path)
-        if old.get("identity") != identity:
+        if not isinstance(old, dict) or old.get("identity") != identity:
             raise ConfigError(
-                f"{out} holds a zoo built with other settings ({old.get('identity')}); "
+                f"{out} holds a zoo built with other settings ({old.get('identity') if isinstance(old, dict) else old!r:.200}); "
                 "use a new --out folder or the same dataset, seed, split and victim"
             )
     n_train = len(data.x_train)

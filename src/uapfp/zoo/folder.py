@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from ..storage import load_tensors, read_json
 from .config import ZooConfig
 
 ZOO_FORMAT = "uapfp-zoo/1"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,11 +37,19 @@ class Zoo:
         if not meta_path.is_file():
             raise ConfigError(f"{path} is not a zoo (no zoo.json); build one with: uapfp zoo build --out {path}")
         meta = read_json(meta_path)
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+            raise ConfigError(f"{meta_path} is damaged (no zoo settings); rebuild the zoo with uapfp zoo build")
+        config = ZooConfig.from_dict(meta["config"])
         cards = []
         for card_file in sorted((path / "models").glob("*.json")):
+            try:
+                card = read_card(card_file)
+            except ConfigError as exc:  # damaged or foreign: not a finished model, and said so
+                log.warning("%s; uapfp zoo build trains it again", exc)
+                continue
             if card_is_finished(card_file):
-                cards.append(read_card(card_file))
-        return cls(path=path, config=ZooConfig.from_dict(meta["config"]), cards=cards, info=meta)
+                cards.append(card)
+        return cls(path=path, config=config, cards=cards, info=meta)
 
     @property
     def victim(self) -> dict[str, Any]:

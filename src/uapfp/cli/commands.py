@@ -1,0 +1,233 @@
+"""What each subcommand does: parse nothing, call one library function, render the result.
+
+Each ``cmd_*`` takes the parsed arguments and returns the exit code; libraries are imported
+inside, so that ``uapfp --help`` imports none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..options import csv, from_args, given, merged
+
+EXIT_INCONCLUSIVE = 3  # verify ran but could not decide (query budget exhausted, suspect unavailable)
+
+
+def _zoo_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..data import SplitConfig
+    from ..zoo import preset
+
+    overrides: dict[str, Any] = {
+        "dataset": args.dataset,
+        "archs": csv(args.archs) if args.archs else None,
+        "optimizers": csv(args.optimizers) if args.optimizers else None,
+        "attacks": csv(args.attacks) if args.attacks else None,
+        "piracy_per_cell": args.piracy,
+        "homologous_per_cell": args.homologous,
+        "epochs": args.epochs,
+        "victim_arch": args.victim_arch,
+        "include_victim_arch": False if args.no_victim_arch else None,
+        "seed": args.seed,
+        "split": SplitConfig(homologous_overlap=args.overlap),
+    }
+    return preset(args.preset, **overrides)
+
+
+def cmd_zoo_build(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..data import DatasetSpec
+    from ..render import format_table
+    from ..zoo import VictimSource, build_zoo, zoo_table
+
+    config = _zoo_config(args)
+    victim = VictimSource(factory=args.victim, weights=args.victim_weights, data=args.victim_data)
+    if victim.data and not args.dataset:
+        config = replace(config, dataset=DatasetSpec.parse(victim.data).base)
+    zoo = build_zoo(args.out, config, victim=victim, data_dir=args.data_dir, progress=not args.quiet)
+    print(format_table(zoo_table(zoo)))
+    print(f"\nzoo written to {zoo.path} ({len(zoo.cards)} models)")
+    return 0
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    from ..render import format_table
+    from ..zoo import Zoo, zoo_table
+
+    zoo = Zoo.load(args.zoo)
+    rows = zoo_table(zoo)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows, markdown=args.markdown))
+        missing = len(zoo.info.get("jobs", [])) + 1 - len(zoo.cards)
+        if missing > 0:
+            print(f"\n{missing} planned models are not finished; rerun uapfp zoo build to resume")
+    return 0
+
+
+# --------------------------------------------------------------------------- protect / verify / evaluate
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    from ..config import ProtectConfig
+    from ..protect import protect
+    from ..storage import read_json
+
+    settings = read_json(args.config) if args.config else {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{args.config} must hold a JSON object of kit settings")
+    config = ProtectConfig.from_dict(merged(settings, given(ProtectConfig, args)))
+    if args.sign:
+        from ..signing import load_private_key
+
+        load_private_key(args.sign)  # a bad key is refused before the long work
+    kit = protect(args.zoo, args.out, config=config, data_dir=args.data_dir, progress=not args.quiet)
+    if args.sign:
+        from ..signing import sign_kit
+
+        sign_kit(kit.path, args.sign)  # type: ignore[arg-type]
+    print(kit.summary())
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ..kit import Kit
+    from ..storage import check_output_path, write_json
+    from ..suspects.options import HttpOptions
+    from ..suspects.spec import open_suspect
+    from ..verify import Scoring, fingerprint_count, verify
+
+    kit = Kit.load(args.kit, trusted_key=args.trusted_key)
+    # every argument is checked before the first query is sent
+    fingerprint_count(kit, args.fingerprints)
+    Scoring.of(kit, test=None, calibration=None, alpha=args.alpha)
+    out = check_output_path(args.json, "verdict") if args.json else None
+    qlog = args.query_log or (out.with_suffix(".queries.jsonl") if out else None)
+    if qlog is not None:
+        check_output_path(qlog, "query log")
+        if out is not None and Path(qlog).resolve() == out.resolve():
+            raise ConfigError("--query-log and --json name the same file; give them different paths")
+    http = from_args(HttpOptions, args)
+    suspect = open_suspect(
+        args.suspect, input_shape=kit.input_shape, num_classes=kit.num_classes, weights=args.weights,
+        output=args.outputs, max_queries=args.max_queries, http=http if http != HttpOptions() else None,
+    )  # fmt: skip
+    try:
+        verdict = verify(kit, suspect, fingerprints=args.fingerprints, alpha=args.alpha, query_log=qlog)
+    finally:
+        suspect.close()
+    print(verdict.render())
+    if out:
+        write_json(out, {**verdict.to_dict(), "query_log": str(qlog) if qlog else None})
+        print(f"verdict written to {out}" + (f", queries logged to {qlog}" if qlog else ""))
+    return _verdict_code(verdict)
+
+
+def _verdict_code(verdict) -> int:  # type: ignore[no-untyped-def]
+    from ..verify import INCONCLUSIVE
+
+    if verdict.verdict == INCONCLUSIVE:
+        print(f"uapfp: inconclusive: {verdict.message}", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+    return 0
+
+
+def cmd_recheck(args: argparse.Namespace) -> int:
+    from ..kit import Kit
+    from ..querylog import recheck_query_log
+    from ..storage import check_output_path, write_json
+    from ..verify import check_alpha
+
+    kit = Kit.load(args.kit, trusted_key=args.trusted_key)
+    if args.alpha is not None:
+        check_alpha(args.alpha)
+    out = check_output_path(args.json, "verdict") if args.json else None
+    verdict = recheck_query_log(kit, args.log, alpha=args.alpha)
+    print(verdict.render())
+    if out:
+        write_json(out, {**verdict.to_dict(), "query_log": str(args.log)})
+        print(f"verdict written to {out}")
+    return _verdict_code(verdict)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve import Faults, serve
+
+    shape = None
+    if args.input_shape:
+        try:
+            c, h, w = (int(v) for v in args.input_shape.split(","))
+        except ValueError:
+            raise ConfigError(f"--input-shape must be C,H,W (three integers), got {args.input_shape!r}") from None
+        shape = (c, h, w)
+    faults = Faults(
+        fail_rate=args.fail_rate, slow_rate=args.slow_rate, slow_seconds=args.slow_seconds, seed=args.fault_seed
+    )
+
+    def ready(url: str) -> None:
+        print(f"serving {args.spec} at {url}", flush=True)
+
+    try:
+        serve(
+            args.spec, port=args.port, host=args.host, output=args.outputs, model_name=args.model_name,
+            weights=args.weights, input_shape=shape, num_classes=args.classes, faults=faults,
+            int_labels=args.int_labels, token_env=args.token_env, on_ready=ready,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
+        pass
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluate import evaluate
+    from ..kit import Kit
+    from ..storage import check_output_path, write_json
+
+    kit = Kit.load(args.kit)
+    out = check_output_path(args.json, "evaluation") if args.json else None
+    ev = evaluate(
+        kit, args.zoo, fingerprints=args.fingerprints, alpha=args.alpha, output=args.outputs, progress=not args.quiet
+    )
+    print(ev.render())
+    if out:
+        write_json(out, ev.to_dict())
+        print(f"evaluation written to {out}")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from ..signing import generate_keys, key_id, load_public_key
+
+    private, public = generate_keys(args.out)
+    print(f"private key {private} (keep it secret: uapfp protect --sign {private})")
+    print(
+        f"public key  {public} (give it out: uapfp verify --trusted-key {public}), key id {key_id(load_public_key(public))}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    return run_demo(out=args.out, data_dir=args.data_dir, progress=not args.quiet, full=False if args.slice else None)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import experiments, run_experiment
+    from ..storage import check_output_path, write_json
+
+    exp = experiments()[args.experiment]
+    config = from_args(exp.config, args)
+    if args.out:
+        check_output_path(args.out, "report")
+    report = run_experiment(exp.name, config)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        write_json(args.out, report)
+    return 0

@@ -1,0 +1,190 @@
+"""The flags of each subcommand, added only when that subcommand runs (no torch for ``--help``).
+
+Flags that set a config's fields are generated from the config dataclass (:mod:`uapfp.options`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ..options import add_arguments
+from .commands import (
+    cmd_bench,
+    cmd_demo,
+    cmd_evaluate,
+    cmd_keygen,
+    cmd_protect,
+    cmd_recheck,
+    cmd_serve,
+    cmd_verify,
+    cmd_zoo_build,
+    cmd_zoo_list,
+)
+
+EXIT_CODES = (
+    "exit codes: 0 done (verify: verdict piracy or not shown), 2 error (one line on stderr), "
+    "3 inconclusive (query budget exhausted, or the suspect stopped answering), 130 interrupted"
+)
+#: The kit settings ``uapfp protect`` takes as flags; every other one comes from ``--config FILE``.
+PROTECT_FLAGS = (
+    "uap_method", "xi", "n_probes", "fingerprints", "alpha", "null", "calibration", "calibration_fraction",
+    "paper_split", "seed",
+)  # fmt: skip
+
+
+def _demo_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="working folder (default: a new folder under ./uapfp-demo)")
+    p.add_argument("--data-dir", default=None, help="folder holding the Fashion-MNIST IDX files")
+    p.add_argument(
+        "--slice", action="store_true", help="use the shipped slice even when the full Fashion-MNIST is installed"
+    )
+    p.set_defaults(func=cmd_demo)
+
+
+def _zoo_flags(p: argparse.ArgumentParser) -> None:
+    zoo = p.add_subparsers(dest="zoo_command", required=True)
+    b = zoo.add_parser("build", help="train a victim, homologous and piracy models (resumable)")
+    b.add_argument("--out", required=True, help="zoo folder (rerun with the same folder to resume)")
+    b.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
+    b.add_argument("--dataset", default=None, help="fashion-mnist, fashion-mnist-slice or imagefolder:PATH")
+    b.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    b.add_argument("--archs", default=None, help="comma-separated architectures (registered names or module:factory)")
+    b.add_argument("--optimizers", default=None, help="comma-separated: sgd,adam,rmsprop")
+    b.add_argument("--attacks", default=None, help="comma-separated extraction attacks")
+    b.add_argument("--piracy", type=int, default=None, help="piracy models per architecture and optimizer, in all")
+    b.add_argument(
+        "--homologous", type=int, default=None, help="homologous models per architecture and optimizer, in all"
+    )
+    b.add_argument("--epochs", type=int, default=None)
+    b.add_argument("--overlap", type=float, default=0.5, help="overlap rate of each D_H with D_V (default 0.5)")
+    b.add_argument("--victim-arch", default=None, help="architecture of the victim trained here (default A)")
+    b.add_argument(
+        "--no-victim-arch", action="store_true", help="do not add the victim's architecture to the zoo's architectures"
+    )
+    b.add_argument("--victim", default=None, help="your own victim's architecture, package.module:factory")
+    b.add_argument("--victim-weights", default=None, help="its weights (.safetensors) or a TorchScript file")
+    b.add_argument("--victim-data", default=None, help="its training data: SPEC, SPEC[start:stop] or SPEC@indices.json")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_zoo_build)
+    ls = zoo.add_parser("list", help="print a zoo as a table")
+    ls.add_argument("zoo", help="zoo folder")
+    ls.add_argument("--json", action="store_true", help="print JSON rows")
+    ls.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ls.set_defaults(func=cmd_zoo_list)
+
+
+def _protect_flags(p: argparse.ArgumentParser) -> None:
+    from ..config import ProtectConfig
+
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--out", required=True, help="kit folder")
+    p.add_argument(
+        "--config", default=None, metavar="FILE",
+        help="a JSON file of kit settings (ProtectConfig's fields, docs/method.md); flags override it",
+    )  # fmt: skip
+    p.add_argument("--data-dir", default=None)
+    add_arguments(p, ProtectConfig, only=PROTECT_FLAGS)
+    p.add_argument(
+        "--sign", default=None, metavar="KEY", help="sign the kit with this Ed25519 private key (PEM; uapfp keygen)"
+    )
+    p.set_defaults(func=cmd_protect)
+
+
+def _verify_flags(p: argparse.ArgumentParser) -> None:
+    from ..suspects.options import HTTP_FLAGS, HttpOptions
+
+    p.add_argument("--kit", required=True)
+    p.add_argument(
+        "--suspect", required=True, help="zoo card .json, module:factory, torchscript:PATH, onnx:PATH or http(s)://..."
+    )
+    p.add_argument("--weights", default=None, help="weights for a module:factory suspect (.safetensors)")
+    p.add_argument(
+        "--outputs",
+        default=None,
+        help="what the suspect returns: probs, topk:K or label (default: probs; HTTP: what the server "
+        "advertises); ONNX also logits (default: detected)",
+    )
+    p.add_argument("--fingerprints", type=int, default=None, help="fingerprints to use (default: the kit's, 20)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's, 0.05)")
+    p.add_argument("--max-queries", type=int, default=None, help="hard query budget")
+    p.add_argument("--json", default=None, help="write the verdict here (the query log goes beside it)")
+    p.add_argument("--query-log", default=None, help="JSON Lines query log (default: beside --json)")
+    p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    add_arguments(p, HttpOptions, only=HTTP_FLAGS)
+    p.set_defaults(func=cmd_verify)
+
+
+def _recheck_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True)
+    p.add_argument("--log", required=True, help="the JSON Lines query log written by uapfp verify")
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--json", default=None, help="write the recomputed verdict here")
+    p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    p.set_defaults(func=cmd_recheck)
+
+
+def _serve_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="zoo card .json, module:factory (with --weights), torchscript:PATH or onnx:PATH")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port; the URL printed names it)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--outputs", default=None, help="answers: probs (default), topk:K or label")
+    p.add_argument("--int-labels", action="store_true", help="with --outputs label: answer INT64 class indices")
+    p.add_argument("--model-name", default=None, help="NAME in /v2/models/NAME (default: card id or file name)")
+    p.add_argument("--weights", default=None, help="weights for a module:factory spec (.safetensors)")
+    p.add_argument("--input-shape", default=None, help="C,H,W when the spec does not carry it (a card does)")
+    p.add_argument("--classes", type=int, default=None, help="K when the spec does not carry it (a card does)")
+    p.add_argument("--token-env", default=None, help="environment variable holding the bearer token clients must send")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="testing: answer this fraction of requests with 503")
+    p.add_argument("--slow-rate", type=float, default=0.0, help="testing: answer this fraction after --slow-seconds")
+    p.add_argument("--slow-seconds", type=float, default=0.0, help="testing: the delay of slow answers")
+    p.add_argument("--fault-seed", type=int, default=0, help="testing: seed of the fault draws")
+    p.set_defaults(func=cmd_serve)
+
+
+def _evaluate_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True)
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--fingerprints", type=int, default=None)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--outputs", default="probs", help="simulate suspects answering probs, topk:K or label")
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _keygen_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="writes OUT.pem (private) and OUT.pub (public)")
+    p.set_defaults(func=cmd_keygen)
+
+
+def _bench_flags(p: argparse.ArgumentParser) -> None:
+    from ..bench import experiments
+
+    sub = p.add_subparsers(dest="experiment", required=True)
+    for exp in experiments().values():
+        e = sub.add_parser(exp.name, help=exp.help)
+        add_arguments(e, exp.config)
+        e.add_argument("--out", default=None, help="write the JSON report here")
+        e.set_defaults(func=cmd_bench)
+
+
+#: name -> (help, epilog, function adding its flags)
+COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], None]]] = {
+    "demo": ("build a tiny zoo and a kit, and verify a few suspects (minutes, offline)", None, _demo_flags),
+    "zoo": ("build or list a model zoo", None, _zoo_flags),
+    "protect": ("build a verification kit from a zoo", None, _protect_flags),
+    "verify": ("verify one suspect against a kit", EXIT_CODES, _verify_flags),
+    "recheck": ("recompute a verdict from a query log and the kit", EXIT_CODES, _recheck_flags),
+    "serve": (
+        "serve a suspect over HTTP (Open Inference Protocol / KServe v2) for tests and demos",
+        "Prints 'serving SPEC at URL' when ready. Fault injection is for testing clients.",
+        _serve_flags,
+    ),
+    "evaluate": ("score every held-out zoo model with a kit", None, _evaluate_flags),
+    "bench": ("benchmarks (speed, detection quality); reports name the machine", None, _bench_flags),
+    "keygen": (
+        "make an Ed25519 key pair to sign kits with (protect --sign, verify --trusted-key)",
+        None,
+        _keygen_flags,
+    ),
+}
