@@ -43,6 +43,41 @@ def payload(**_: object) -> nn.Module:
     return tiny_mlp()
 
 
+# --------------------------------------------------------------------------- crafted ONNX models
+
+
+def external(array, name: str, location: str):  # type: ignore[no-untyped-def]
+    """A TensorProto of ``array``'s shape and type whose data is to be read from the file ``location``."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    tensor = numpy_helper.from_array(array, name=name)
+    onnx.external_data_helper.set_external_data(tensor, location=location, offset=0, length=array.nbytes)
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    return tensor
+
+
+def linear_onnx(folder, weight, *, extra_nodes=(), logits: str = "mm"):  # type: ignore[no-untyped-def]
+    """``folder/model.onnx``: Flatten + MatMul by the TensorProto ``weight`` (784, 10), then
+    ``extra_nodes``; the output is the tensor named ``logits``."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+         *extra_nodes],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, 28, 28])],
+        [helper.make_tensor_value_info(logits, TensorProto.FLOAT, ["n", 10])],
+        initializer=[weight],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "model.onnx"
+    path.write_bytes(model.SerializeToString())  # onnx.save would try to write the external files
+    return path
+
+
 # --------------------------------------------------------------------------- a faulty server for client tests
 
 

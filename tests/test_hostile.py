@@ -15,10 +15,9 @@ import sys
 import time
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from safetensors.torch import save_file
 
 import tests.helpers as helpers
@@ -157,32 +156,16 @@ def test_2_output_paths_never_replace_what_is_not_a_file(tiny_kit, mlp_weights, 
 # --------------------------------------------------------------------------- 3. ONNX external data
 
 
-def _sparse_constant_model(folder, location: str, length: int) -> str:
+def _sparse_constant_model(folder, location: str) -> str:
     """logits = flat @ W + c, where c (10,) is a Constant whose sparse_value reads external data."""
+    values = helpers.external(np.zeros(10, dtype=np.float32), "c_values", location)
+    sparse = helper.make_sparse_tensor(values, numpy_helper.from_array(np.arange(10, dtype=np.int64), "c_i"), [10])
+    nodes = [
+        helper.make_node("Constant", [], ["c"], sparse_value=sparse),
+        helper.make_node("Add", ["mm", "c"], ["logits"]),
+    ]
     w = numpy_helper.from_array(np.full((784, 10), 0.01, dtype=np.float32), name="W")
-    values = numpy_helper.from_array(np.zeros(10, dtype=np.float32), name="c_values")
-    onnx.external_data_helper.set_external_data(values, location=location, offset=0, length=length)
-    values.data_location = TensorProto.EXTERNAL
-    values.ClearField("raw_data")
-    indices = numpy_helper.from_array(np.arange(10, dtype=np.int64), name="c_indices")
-    sparse = helper.make_sparse_tensor(values, indices, [10])
-    graph = helper.make_graph(
-        [
-            helper.make_node("Flatten", ["input"], ["flat"], axis=1),
-            helper.make_node("MatMul", ["flat", "W"], ["mm"]),
-            helper.make_node("Constant", [], ["c"], sparse_value=sparse),
-            helper.make_node("Add", ["mm", "c"], ["logits"]),
-        ],
-        "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, 28, 28])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 10])],
-        initializer=[w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = folder / "model.onnx"
-    path.write_bytes(model.SerializeToString())
-    return str(path)
+    return str(helpers.linear_onnx(folder, w, extra_nodes=nodes, logits="logits"))
 
 
 def test_3_onnx_external_data_of_sparse_attributes_stays_in_the_model_folder(tiny_kit, tmp_path, capsys, monkeypatch):
@@ -193,7 +176,7 @@ def test_3_onnx_external_data_of_sparse_attributes_stays_in_the_model_folder(tin
     work.mkdir()
     folder.mkdir()
     (work / "secret.txt").write_bytes(secret.tobytes())  # in the verifier's working folder only
-    path = _sparse_constant_model(folder, "secret.txt", secret.nbytes)
+    path = _sparse_constant_model(folder, "secret.txt")
     monkeypatch.chdir(work)
     code, out, line = run(capsys, "-q", "verify", "--kit", str(tiny_kit.path), "--suspect", f"onnx:{path}")
     assert code == 2 and "external data" in line and "secret" in line and not out

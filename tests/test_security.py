@@ -8,11 +8,10 @@ import pathlib
 import pickle
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
+from tests.helpers import external, linear_onnx
 from uapfp.cli import main
 from uapfp.errors import UnsafeFileError
 from uapfp.storage import sha256_file
@@ -84,25 +83,7 @@ def test_pickle_as_torchscript_or_card_is_refused(tiny_zoo, tiny_kit, evil_files
 
 def _onnx_with_external(folder: pathlib.Path, location: str) -> pathlib.Path:
     """Flatten + MatMul whose weight (784, 10) is read from ``location``."""
-    w = numpy_helper.from_array(np.full((784, 10), 0.01, dtype=np.float32), name="W")
-    onnx.external_data_helper.set_external_data(w, location=location, offset=0, length=784 * 10 * 4)
-    w.data_location = TensorProto.EXTERNAL
-    w.ClearField("raw_data")
-    graph = helper.make_graph(
-        [
-            helper.make_node("Flatten", ["input"], ["flat"], axis=1),
-            helper.make_node("MatMul", ["flat", "W"], ["logits"]),
-        ],
-        "g",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, 28, 28])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 10])],
-        initializer=[w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = folder / "model.onnx"
-    path.write_bytes(model.SerializeToString())  # onnx.save would try to write the external file
-    return path
+    return linear_onnx(folder, external(np.full((784, 10), 0.01, dtype=np.float32), "W", location))
 
 
 def test_onnx_external_data_inside_the_folder_works(tmp_path):
