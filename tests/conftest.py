@@ -52,14 +52,18 @@ def tiny_kit(tiny_zoo, tmp_path_factory):
 
 def profile_of(tiny_zoo, tiny_kit):
     """The tiny kit's UAP, probes and the zoo's fingerprints on them, as protect computed them."""
-    from uapfp.protect import Profile, zoo_fingerprints
+    from uapfp.protect import Profile, zoo_answers, zoo_fingerprints
     from uapfp.uap import UAPResult
 
     uap = UAPResult(
         tiny_kit.v, "sgd", "linf", 0.25, fooling_rate_train=0.0, fooling_rate_val=None, seconds=0.0, passes=0
     )
     fps = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
-    return Profile(uap, tiny_kit.probe_images, fps, tiny_kit.input_shape, tuple(tiny_kit.info["classes"]))
+    queries = {key: (ref.queries, ref.labels) for key, ref in tiny_kit.references.items()}
+    answers = {key: zoo_answers(tiny_zoo, q) for key, (q, _) in queries.items()}
+    return Profile(
+        uap, tiny_kit.probe_images, fps, tiny_kit.input_shape, tuple(tiny_kit.info["classes"]), queries, answers
+    )
 
 
 @pytest.fixture(scope="session")

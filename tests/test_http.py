@@ -191,7 +191,7 @@ def test_cli_verify_writes_verdict_and_query_log(tiny_kit, cards, server, capsys
     assert recheck_query_log(tiny_kit, edited).per_fingerprint != local.per_fingerprint
     lines[5]["input_sha256"] = "0" * 64
     edited.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    with pytest.raises(ConfigError, match="not probe"):
+    with pytest.raises(ConfigError, match="not point 4 of uap set 0"):
         recheck_query_log(tiny_kit, edited)
     code = main(["-q", "recheck", "--kit", str(tiny_kit.path), "--log", str(qlog)])
     assert code == 0 and "PIRACY" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from uapfp.errors import KitIntegrityError
-from uapfp.kit import KIT_FILES, NULL_ENCODERS_FILE, Kit
+from uapfp.kit import KIT_FILES, NULL_ENCODERS_FILE, REFERENCES_FILE, Kit
 from uapfp.storage import sha256_file
 
 
@@ -26,8 +26,17 @@ def test_kit_holds_what_verification_needs(tiny_kit):
     )
     assert info["uap"]["fooling_rate_val"] is not None
     files = json.loads((tiny_kit.path / "manifest.json").read_text())["files"]
-    # two architectures: the default (auto) calibration is the kit's own encoder, no extra file
-    assert set(files) == set(KIT_FILES) and tiny_kit.config.calibration == "kit" and not tiny_kit.null_encoders
+    # two architectures: the default (auto) calibration is the kit's own encoder, no null encoders
+    assert set(files) == {*KIT_FILES, REFERENCES_FILE} and tiny_kit.config.calibration == "kit"
+    assert not tiny_kit.null_encoders
+    # the references of the methods that learn nothing: the victim's errors and boundary points
+    errors = tiny_kit.references["errors"]
+    s, n = errors.labels.shape
+    assert s == 20 and errors.queries.shape == (s, n, 1, 28, 28) and errors.victim.shape == (s, n, 10)
+    assert (errors.victim.argmax(-1) != errors.labels).all()  # every query is a mistake of the victim's
+    assert errors.null.shape == (len(info["models"]["calibration"]), s, n, 10)
+    assert errors.siblings.shape[0] == len(info["siblings"]) == 8
+    assert tiny_kit.references["ipguard"].queries.shape[:2] == (20, tiny_kit.references["ipguard"].victim.shape[1])
     # The training, calibration and held-out models are disjoint.
     m = info["models"]
     assert not set(m["train"]) & set(m["calibration"]) and not set(m["train"]) & set(m["heldout"])

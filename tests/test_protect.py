@@ -161,8 +161,8 @@ def test_protect_takes_few_flags_and_a_config_file(tmp_path):
         return ProtectConfig.from_dict(merged(settings, given(ProtectConfig, args)))
 
     assert config() == ProtectConfig()
-    assert config("--probes", "50", "--xi", "0.2", "--paper-split", "--seed", "3") == ProtectConfig(
-        n_probes=50, xi=0.2, paper_split=True, seed=3
+    assert config("--method", "uap+siblings", "--xi", "0.2", "--paper-split", "--seed", "3") == ProtectConfig(
+        method="uap+siblings", xi=0.2, paper_split=True, seed=3
     )
     (tmp_path / "c.json").write_text(json.dumps({"encoder": {"temperature": 0.1, "steps": 7}, "n_views": 4}))
     cfg = config("--config", str(tmp_path / "c.json"), "--fingerprints", "5")  # the file alone is not valid

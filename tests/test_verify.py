@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -53,17 +54,18 @@ def test_evaluate_reports_table(tiny_zoo, tiny_kit):
 
 
 @pytest.mark.parametrize("output", ["probs", "label"])
-def test_evaluate_from_stored_fingerprints_equals_querying(tiny_zoo, tiny_kit, output):
-    from uapfp.protect import zoo_fingerprints
+def test_evaluate_from_stored_answers_equals_querying(tiny_zoo, tiny_kit, output):
+    from tests.conftest import profile_of
 
-    stored = zoo_fingerprints(tiny_zoo, tiny_kit.v, tiny_kit.probe_images)
-    live = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6)
-    fast = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6, stored=stored)
-    assert [s.id for s in fast.scores] == [s.id for s in live.scores]
-    for a, b in zip(live.scores, fast.scores):
-        assert b.similarity == pytest.approx(a.similarity, abs=1e-6) and b.verdict == a.verdict
-        assert b.p_value == pytest.approx(a.p_value, rel=1e-4, abs=1e-9)
-    assert fast.auc == live.auc
+    stored = profile_of(tiny_zoo, tiny_kit).stored()
+    for method in ("uap", "errors", "uap+siblings"):
+        live = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6, method=method)
+        fast = evaluate(tiny_kit, tiny_zoo, output=output, fingerprints=6, stored=stored, method=method)
+        assert [s.id for s in fast.scores] == [s.id for s in live.scores] and fast.method == method
+        for a, b in zip(live.scores, fast.scores):
+            assert b.similarity == pytest.approx(a.similarity, abs=1e-6) and b.verdict == a.verdict
+            assert b.p_value == pytest.approx(a.p_value, rel=1e-4, abs=1e-9)
+        assert fast.auc == live.auc
 
 
 def test_budget_exhausted_is_inconclusive(tiny_zoo, tiny_kit):
@@ -103,27 +105,11 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
 
     zoo = Zoo.load(zoo_dir)
     assert zoo.victim["arch"] == "tests.helpers:tiny_mlp" and zoo.splits()["victim"].tolist() == list(range(3000))
-    (tmp_path / "small-kit.json").write_text('{"n_views": 4, "encoder": {"steps": 60}}')  # settings without a flag
-    protect = [
-        "-q",
-        "protect",
-        "--zoo",
-        str(zoo_dir),
-        "--out",
-        str(kit_dir),
-        "--uap-method",
-        "sgd",
-        "--xi",
-        "0.25",
-        "--probes",
-        "20",
-        "--fingerprints",
-        "5",
-        "--config",
-        str(tmp_path / "small-kit.json"),
-        "--trust-code",
-        "tests.helpers",
-    ]  # fmt: skip  (the zoo names the user's own factory)
+    # settings without a flag, in a file; the zoo names the user's own factory, so its code must be allowed
+    settings = {"n_views": 4, "n_probes": 20, "encoder": {"steps": 60}, "lineage_sets": 5, "lineage_per_set": 20}
+    (tmp_path / "small-kit.json").write_text(json.dumps(settings))
+    protect = ["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--uap-method", "sgd", "--xi", "0.25",
+               "--fingerprints", "5", "--config", str(tmp_path / "small-kit.json"), "--trust-code", "tests.helpers"]  # fmt: skip
     capsys.readouterr()
     # Three homologous models per architecture: a third of them (2 in all) cannot calibrate the
     # model-level test; refused at once, before any work.

@@ -13,7 +13,7 @@ from uapfp.errors import ConfigError
 from uapfp.zoo import Zoo, ZooConfig, build_zoo, plan_jobs, plan_rounds, preset, zoo_table
 
 MINI = dict(archs=("C",), include_victim_arch=False, optimizers=("adam",), piracy_per_cell=1, homologous_per_cell=2, epochs=1,
-            attacks=("knockoff",), attack_options={"knockoff": {"budget": 500}})  # fmt: skip
+            attacks=("knockoff",), attack_options={"knockoff": {"budget": 500}}, siblings=0)  # fmt: skip
 
 
 def test_plan_is_deterministic_and_spreads_attacks():
@@ -138,3 +138,25 @@ def test_victim_arch_joins_the_zoo(tmp_path, monkeypatch):
     cfg = preset("tiny", **{**MINI, "include_victim_arch": True, "epochs": 1})
     build_zoo(tmp_path, cfg, progress=False)
     assert sorted(set(planned)) == ["A", "C"]  # the victim's architecture A was added
+
+
+def test_siblings_are_the_victims_architecture_and_recipe_on_its_data(tmp_path):
+    """Siblings: the victim retrained with other seeds; they neither train the encoder nor calibrate it."""
+    from uapfp.config import ProtectConfig
+    from uapfp.protect import split_models
+    from uapfp.zoo.config import plan_siblings
+
+    cfg = preset("tiny", **{**MINI, "piracy_per_cell": 0, "homologous_per_cell": 0, "siblings": 2})
+    zoo = build_zoo(tmp_path, cfg, progress=False)
+    siblings = zoo.select("sibling")
+    victim = zoo.victim
+    assert [c["id"] for c in siblings] == ["sibling-00", "sibling-01"] and not plan_jobs(cfg)  # no other job
+    for card in siblings:
+        assert card["arch"] == victim["arch"] and card["optimizer"] == victim["optimizer"]
+        assert card["batch_size"] == victim["batch_size"] and card["train"]["epochs"] == victim["train"]["epochs"]
+        assert card["data"]["size"] == victim["data"]["size"] and card["data"]["split"] == "sibling"
+        assert card["seed"] != victim["seed"]
+    assert [c["seed"] for c in siblings] == [j.seed for j in plan_siblings(cfg, "A")]
+    assert split_models(zoo.cards, ProtectConfig(), victim["arch"]) == {}
+    with pytest.raises(ConfigError, match="siblings"):
+        replace(cfg, siblings=1)

@@ -19,7 +19,7 @@ from .modelfiles import load_torchscript, model_with_weights
 from .storage import read_json, sha256_file
 
 CARD_FORMAT = "uapfp-model-card/1"
-ROLES = ("victim", "piracy", "homologous")
+ROLES = ("victim", "piracy", "homologous", "sibling")
 
 
 def card_path(zoo_dir: Path, model_id: str) -> Path:

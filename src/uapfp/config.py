@@ -19,6 +19,8 @@ NORMS = ("l2", "linf")
 TEST_NAMES = ("models", "global")
 CALIBRATION_NAMES = ("kit", "leave-arch-out")
 CALIBRATION_CHOICES = ("auto", *CALIBRATION_NAMES)
+#: The fingerprint methods (:mod:`uapfp.methods`); ``A+B`` combines them.
+METHOD_NAMES = ("uap", "uap-raw", "errors", "sac", "ipguard", "siblings")
 OUTPUT_MODE_NAMES = ("probs", "topk:3", "label")
 
 
@@ -114,6 +116,12 @@ class ProtectConfig(JsonConfig):
         metadata=option("which encoder scores the null's models; auto: leave-arch-out on a zoo of 4 or more "
                         "architectures, else kit (docs/method.md)", choices=CALIBRATION_CHOICES),
     )  # fmt: skip
+    method: str = field(
+        default="uap",
+        metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", or A+B"),
+    )
+    lineage_sets: int = field(default=20, metadata=option("query sets of the methods that read the victim's errors"))
+    lineage_per_set: int = field(default=50, metadata=option("held-out images per such set"))
     seed: int = field(default=0, metadata=option("seed of the split, the UAP and the probes"))
 
     what = "kit"
@@ -139,3 +147,14 @@ class ProtectConfig(JsonConfig):
             raise ConfigError("train_fraction and calibration_fraction must be in (0, 1)")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+        check_method_name(self.method)
+        if self.lineage_sets < 2 or self.lineage_per_set < 5:
+            raise ConfigError("lineage_sets must be >= 2 and lineage_per_set >= 5")
+
+
+def check_method_name(name: str) -> str:
+    """``name`` if it names a method or a combination of distinct methods, else a ConfigError."""
+    parts = name.split("+") if isinstance(name, str) else []
+    if not parts or not all(p in METHOD_NAMES for p in parts) or len(set(parts)) != len(parts):
+        raise ConfigError(f"unknown method {name!r}; use one of {', '.join(METHOD_NAMES)}, or A+B to combine them")
+    return name

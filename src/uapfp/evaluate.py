@@ -13,12 +13,12 @@ import torch
 
 from .calibration import Calibration
 from .errors import ConfigError
-from .fingerprint import apply_output_mode
 from .kit import Kit
+from .methods import Method, truncate
 from .significance import StatTest
 from .suspects.base import OutputMode
 from .suspects.spec import card_suspect
-from .verify import PIRACY, Scoring, fingerprint_count, score_fingerprints, verify
+from .verify import PIRACY, Scoring, fingerprint_count, query_plan, score_answers, verify
 from .zoo import Zoo
 
 
@@ -76,6 +76,7 @@ class Evaluation:
     alpha: float
     kit_sha256: str
     groups: list[dict[str, Any]] = field(default_factory=list)
+    method: str = "uap"
 
     def summary(self, ids: set[str] | None = None) -> dict[str, Any]:
         """:func:`tally` of the scores (those of ``ids``), with the largest piracy p-value and the flag rate."""
@@ -89,6 +90,7 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kit_sha256": self.kit_sha256,
+            "method": self.method,
             "fingerprints": self.fingerprints,
             "output_mode": self.output_mode,
             "alpha": self.alpha,
@@ -116,7 +118,7 @@ class Evaluation:
             f"AUC {f(s['auc'])}; piracy mean similarity {f(s['piracy_mean_similarity'])}, detected "
             f"{s['piracy_detected']}/{s['piracy_models']}; homologous mean similarity "
             f"{f(s['homologous_mean_similarity'])}, flagged {s['homologous_flagged']}/{s['homologous_models']} "
-            f"(alpha {self.alpha}, {self.fingerprints} fingerprints, outputs {self.output_mode})"
+            f"(method {self.method}, alpha {self.alpha}, {self.fingerprints} fingerprints, outputs {self.output_mode})"
         )
         return "\n".join(lines)
 
@@ -129,7 +131,8 @@ def evaluate(
     alpha: float | None = None,
     output: str = "probs",
     ids: list[str] | None = None,
-    stored: dict[str, torch.Tensor] | None = None,
+    stored: dict[str, dict[str, torch.Tensor]] | None = None,
+    method: Method | str | None = None,
     test: StatTest | str | None = None,
     calibration: Calibration | str | None = None,
     progress: bool = False,
@@ -137,10 +140,10 @@ def evaluate(
     """Verify every held-out model of ``zoo`` (or the models ``ids``) with ``kit``.
 
     Each model goes through the same :func:`verify` as any suspect (a local
-    :class:`TorchSuspect` in answer mode ``output``). ``stored`` (model id -> full-probability
-    fingerprints (S, D) on this kit's UAP and probe sets, e.g. a :class:`uapfp.protect.Profile`'s)
-    skips the queries: each model is scored from its stored fingerprints, truncated to
-    ``output`` as the suspect would have answered, with the same result. ``test`` and
+    :class:`TorchSuspect` in answer mode ``output``). ``stored`` (query-set name -> model id ->
+    full-probability answers (S, n, K) to this kit's sets, e.g. :meth:`uapfp.protect.Profile.stored`)
+    skips the queries: each model is scored from its stored answers, truncated to ``output`` as
+    the suspect would have answered, with the same result. ``method``, ``test`` and
     ``calibration`` replace the kit's own.
     """
     from tqdm.auto import tqdm
@@ -152,19 +155,20 @@ def evaluate(
     cards = [c for c in zoo.cards if c["id"] in wanted and c["role"] in ("piracy", "homologous")]
     if not cards:
         raise ConfigError("no held-out piracy or homologous models to evaluate; rebuild the kit with a held-out share")
-    n = fingerprint_count(kit, fingerprints)
-    scoring = Scoring.of(kit, test=test, calibration=calibration, alpha=alpha)
+    scoring = Scoring.of(kit, method=method, test=test, calibration=calibration, alpha=alpha)
+    n = fingerprint_count(kit, fingerprints, scoring.method)
     scores = []
     mode = OutputMode.parse(output)
-    queries = n * 2 * kit.probe_images.shape[1]  # what querying the n probe sets would cost
+    plan = query_plan(scoring.method)
+    queries = sum(n * ch.sets(kit).shape[1] for ch in plan.values())  # what querying the sets would cost
     for card in tqdm(cards, desc="evaluate", disable=not progress, leave=False):
         if stored is None:
-            v = verify(kit, card_suspect(card, output=output), fingerprints=n, alpha=scoring.alpha,
-                       test=scoring.test, calibration=scoring.calibration)  # fmt: skip
+            v = verify(kit, card_suspect(card, output=output), method=scoring.method, fingerprints=n,
+                       alpha=scoring.alpha, test=scoring.test, calibration=scoring.calibration)  # fmt: skip
         else:
-            f = apply_output_mode(stored[card["id"]][:n], mode, kit.num_classes)
-            v = score_fingerprints(kit, list(f), mode=mode, scoring=scoring, n_req=n, name=card["id"],
-                                   queries=queries, start=time.perf_counter())  # fmt: skip
+            answers = {key: truncate(stored[key][card["id"]][:n], mode) for key in plan}
+            v = score_answers(kit, answers, mode=mode, scoring=scoring, n_req=n, name=card["id"],
+                              queries=queries, start=time.perf_counter())  # fmt: skip
         scores.append(
             ModelScore(
                 id=card["id"], role=card["role"], arch=card["arch"], optimizer=card.get("optimizer"),
@@ -187,4 +191,4 @@ def evaluate(
                 "max_p": float(max(ps)), "min_p": float(min(ps)),
             }
         )  # fmt: skip
-    return Evaluation(scores, auc(pos, neg), n, output, scoring.alpha, kit.sha256, groups)
+    return Evaluation(scores, auc(pos, neg), n, output, scoring.alpha, kit.sha256, groups, scoring.method.name)

@@ -25,6 +25,7 @@ from .config import ProtectConfig
 from .encoder import FingerprintEncoder, build_encoder, embed
 from .errors import ConfigError, KitIntegrityError
 from .fingerprint import apply_output_mode
+from .methods.base import Reference
 from .signing import SIGNATURE_FILE, check_signature, signer_of
 from .storage import load_tensors, read_json, save_tensors, sha256_file, write_json
 from .suspects.base import OutputMode
@@ -32,6 +33,8 @@ from .suspects.base import OutputMode
 KIT_FORMAT = "uapfp-kit/1"
 KIT_FILES = ("kit.json", "uap.safetensors", "probes.safetensors", "encoder.safetensors", "reference.safetensors")
 NULL_ENCODERS_FILE = "null-encoders.safetensors"  # only in kits whose calibration is leave-arch-out
+REFERENCES_FILE = "references.safetensors"  # the queries and answers of the methods that learn nothing
+OPTIONAL_FILES = (NULL_ENCODERS_FILE, REFERENCES_FILE)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Kit:
     """Architecture -> the encoder trained without it (``leave-arch-out`` kits)."""
     signed_by: str | None = None
     """The key id whose signature was checked on load (None: not checked)."""
+    references: dict[str, Reference] = field(default_factory=dict)
+    """Query-set name -> the references of the methods that learn nothing (:mod:`uapfp.methods`)."""
 
     @property
     def identity(self) -> str:
@@ -122,7 +127,7 @@ class Kit:
         if (
             not isinstance(files, dict)
             or manifest.get("format") != KIT_FORMAT  # type: ignore[union-attr]
-            or set(files) - {NULL_ENCODERS_FILE} != set(KIT_FILES)
+            or set(files) - set(OPTIONAL_FILES) != set(KIT_FILES)
             or not all(isinstance(v, str) for v in files.values())
         ):
             raise KitIntegrityError(
@@ -163,6 +168,10 @@ class Kit:
         encoder = build_encoder(config.encoder, in_dim)
         encoder.load_state_dict(load_tensors(path / "encoder.safetensors"))
         encoder.eval()
+        references = {}
+        if REFERENCES_FILE in files:
+            state = load_tensors(path / REFERENCES_FILE)
+            references = {key: Reference.from_tensors(state, key) for key in sorted({k.split("/")[0] for k in state})}
         null_encoders: dict[str, FingerprintEncoder] = {}
         if NULL_ENCODERS_FILE in files:
             state = load_tensors(path / NULL_ENCODERS_FILE)
@@ -183,6 +192,7 @@ class Kit:
             sha256=sha256,
             null_encoders=null_encoders,
             signed_by=signed_by,
+            references=references,
         )
 
     def save(self, path: str | os.PathLike[str]) -> Kit:
@@ -210,12 +220,19 @@ class Kit:
             )
         elif (path / NULL_ENCODERS_FILE).exists():  # left by an earlier kit in the same folder
             (path / NULL_ENCODERS_FILE).unlink()
+        if self.references:
+            hashes[REFERENCES_FILE] = save_tensors(
+                path / REFERENCES_FILE,
+                {k: t for key, ref in self.references.items() for k, t in ref.tensors(key).items()},
+            )
+        elif (path / REFERENCES_FILE).exists():
+            (path / REFERENCES_FILE).unlink()
         (path / SIGNATURE_FILE).unlink(missing_ok=True)  # a signature of an earlier kit in the same folder
         write_json(path / "kit.json", {**self.info, "config": self.config.to_dict()})
         hashes["kit.json"] = sha256_file(path / "kit.json")
         write_json(
             path / "manifest.json",
-            {"format": KIT_FORMAT, "files": {k: hashes[k] for k in (*KIT_FILES, NULL_ENCODERS_FILE) if k in hashes}},
+            {"format": KIT_FORMAT, "files": {k: hashes[k] for k in (*KIT_FILES, *OPTIONAL_FILES) if k in hashes}},
         )
         self.path = path
         self.sha256 = sha256_file(path / "manifest.json")

@@ -15,7 +15,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from .encoder import FingerprintEncoder, train_encoder
 from .errors import ConfigError
 from .fingerprint import fingerprint
 from .kit import KIT_FORMAT, Kit
+from .methods import Reference, boundary_queries, error_queries
 from .probes import select_probes
 from .significance import get_test
 from .storage import ensure_writable_dir, load_tensors, save_tensors
@@ -68,7 +69,7 @@ def split_models(cards: list[dict[str, Any]], config: ProtectConfig, victim_arch
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     assignment: dict[str, str] = {}
     for card in sorted(cards, key=lambda c: c["id"]):
-        if card["role"] == "victim":
+        if card["role"] in ("victim", "sibling"):  # the reference and its siblings are no suspects
             continue
         if config.paper_split and card["arch"] == victim_arch:
             assignment[card["id"]] = "excluded"
@@ -196,15 +197,53 @@ def zoo_fingerprints(
     return out
 
 
+def zoo_answers(
+    zoo: Zoo, queries: torch.Tensor, *, ids: list[str] | None = None, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Full probabilities (S, n, K) of zoo models on query sets (S, n, C, H, W), cached in the zoo
+    like :func:`zoo_fingerprints`."""
+    from tqdm.auto import tqdm
+
+    key = _tensor_digest(queries)[:20]
+    cache_path = zoo.path / "cache" / f"answers-{key}.safetensors"
+    cache = load_tensors(cache_path) if cache_path.is_file() else {}
+    out, changed = {}, False
+    for card in tqdm(
+        [c for c in zoo.cards if ids is None or c["id"] in ids], desc="answers", disable=not progress, leave=False
+    ):
+        entry = f"{card['id']}@{card['weights_sha256'][:16]}"
+        if entry not in cache:
+            suspect = card_suspect(card)
+            cache[entry] = torch.stack([suspect(q) for q in queries])
+            changed = True
+        out[card["id"]] = cache[entry]
+    if changed:
+        try:
+            save_tensors(cache_path, cache)
+        except OSError as exc:
+            log.warning("could not write the answers cache %s: %s", cache_path, exc)
+    return out
+
+
 @dataclass
 class Profile:
-    """The victim's UAP, the probe images (S, N, C, H, W) and the zoo's fingerprints on them."""
+    """The victim's UAP, the probe images (S, N, C, H, W) and the zoo's fingerprints on them;
+    the query sets of the methods that learn nothing (``queries``: key -> (images, labels)) and
+    the zoo's answers to them (``answers``: key -> model id -> (S, n, K))."""
 
     uap: UAPResult
     images: torch.Tensor
     fingerprints: dict[str, torch.Tensor]
     input_shape: tuple[int, int, int]
     classes: tuple[str, ...]
+    queries: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    answers: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def stored(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Query-set name -> model id -> answers (S, n, K), the UAP fingerprints' included (as ``uap``)."""
+        k = len(self.classes)
+        uap = {i: f.reshape(f.shape[0], -1, k) for i, f in self.fingerprints.items()}
+        return {"uap": uap, **self.answers}
 
 
 def _uap_extras(config: ProtectConfig) -> dict[str, Any]:
@@ -231,7 +270,20 @@ def profile_zoo(
     )  # fmt: skip
     images = x_v[probes.sets]
     fps = zoo_fingerprints(zoo, uap.v, images, progress=progress)
-    return Profile(uap, images, fps, data.input_shape, tuple(data.classes))
+    queries = lineage_queries(victim, data.x_test, data.y_test, config)
+    answers = {key: zoo_answers(zoo, q, progress=progress) for key, (q, _) in queries.items()}
+    return Profile(uap, images, fps, data.input_shape, tuple(data.classes), queries, answers)
+
+
+def lineage_queries(
+    victim: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, config: ProtectConfig
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The query sets of the methods that learn nothing, from held-out data (x, y) the victim never
+    trained on: its errors (``errors``, ``sac``, ``siblings``) and points just inside its boundary (``ipguard``)."""
+    n_sets, per_set = config.lineage_sets, config.lineage_per_set
+    errors, labels = error_queries(victim, x, y, n_sets=n_sets, per_set=per_set, seed=config.seed)
+    boundary = boundary_queries(victim, x, y, n_sets=n_sets, per_set=per_set, seed=config.seed)
+    return {"errors": (errors, labels), "ipguard": (boundary, torch.full(boundary.shape[:2], -1))}
 
 
 # --------------------------------------------------------------------------- fitting the kit
@@ -289,6 +341,17 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         "calibration_archs": [cards[i]["arch"] for i in cal_ids],
         "versions": _versions(),
     }
+    sibling_ids = sorted(c["id"] for c in zoo.cards if c["role"] == "sibling")
+    references = {
+        key: Reference(
+            queries=q, victim=profile.answers[key][vcard["id"]], labels=labels,
+            null=torch.stack([profile.answers[key][i] for i in cal_ids]),
+            siblings=torch.stack([profile.answers[key][i] for i in sibling_ids]) if sibling_ids
+            else torch.zeros(0, *profile.answers[key][vcard["id"]].shape),
+        )
+        for key, (q, labels) in profile.queries.items()
+    }  # fmt: skip
+    info["siblings"] = sibling_ids
     kit = Kit(
         path=None,
         info=info,
@@ -300,6 +363,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         null_fingerprints=torch.stack([fps[i] for i in cal_ids]),
         sha256="",
         null_encoders=null_encoders,
+        references=references,
     )
     null = kit.null_similarities()
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}

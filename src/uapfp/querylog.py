@@ -14,25 +14,26 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
-from .fingerprint import probe_batch
 from .kit import Kit
 from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
-from .verify import Scoring, Verdict, score_fingerprints
+from .verify import Scoring, Verdict, query_plan, score_answers
 
 
 class QueryLog:
     """JSON Lines evidence: a header (kit hash, suspect), then one line per query.
 
     Header: ``{"type": "header", "format", "kit_sha256", "kit_signed_by", "suspect", "output_mode", "uap_sha256",
-    "fingerprints", "alpha", "started"}``. Query lines: ``{"set", "point", "uap", "input_sha256",
-    "output"}``; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian,
-    C order) and ``output`` the answer row exactly as received (floats round-trip float32).
+    "method", "fingerprints", "alpha", "started"}``. Query lines: ``{"queries", "set", "point", "uap",
+    "input_sha256", "output"}``: which query sets (``uap`` for the probe points with and without
+    the UAP, ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was
+    added; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian, C order)
+    and ``output`` the answer row exactly as received (floats round-trip float32).
     The log is written to a temporary file beside ``path`` and renamed over it by
     :meth:`close`, so ``path`` only ever holds a whole log (of a run that ended, however it ended).
     """
 
-    FORMAT = "uapfp-query-log/1"
+    FORMAT = "uapfp-query-log/2"
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class QueryLog:
         suspect: Suspect,
         fingerprints: int | None = None,
         alpha: float | None = None,
+        method: str = "uap",
     ) -> None:
         self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,7 @@ class QueryLog:
                     "suspect": suspect.name,
                     "output_mode": str(suspect.output),
                     "uap_sha256": hashlib.sha256(kit.v.numpy().tobytes()).hexdigest(),
+                    "method": method,
                     "fingerprints": fingerprints,
                     "alpha": alpha,
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -65,12 +68,15 @@ class QueryLog:
             + "\n"
         )
 
-    def write(self, fingerprint_set: int, inputs: torch.Tensor, outputs: torch.Tensor) -> None:
+    def write(self, queries: str, fingerprint_set: int, inputs: torch.Tensor, outputs: torch.Tensor) -> None:
+        """Log one query set's inputs (by hash) and answers; ``queries`` names the kind of set."""
         for i in range(len(inputs)):
+            paired = queries == "uap"  # probe points come in pairs, clean then with the UAP
             row = {
+                "queries": queries,
                 "set": fingerprint_set,
-                "point": i // 2,
-                "uap": bool(i % 2),
+                "point": i // 2 if paired else i,
+                "uap": bool(i % 2) if paired else False,
                 "input_sha256": _input_digest(inputs[i]),
                 "output": [float(v) for v in outputs[i]],
             }
@@ -116,35 +122,55 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
     if header.get("kit_sha256") != kit.sha256:
         raise ConfigError(f"{path} was written with another kit (kit SHA-256 {header.get('kit_sha256')}); use that kit")
     mode = OutputMode.parse(str(header.get("output_mode")))
-    scoring = Scoring.of(kit, test=None, calibration=None, alpha=alpha if alpha is not None else header.get("alpha"))
-    got: list[torch.Tensor] = []
+    try:
+        scoring = Scoring.of(
+            kit, method=str(header.get("method", "uap")), alpha=alpha if alpha is not None else header.get("alpha")
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    plan = query_plan(scoring.method)
+    got: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     i = 0
     while i < len(rows):
-        s = len(got)
-        if s >= kit.n_sets:
-            raise ConfigError(f"{path} holds more probe sets than the kit ({kit.n_sets})")
-        batch = probe_batch(kit.probe_images[s], kit.v)
+        row0 = rows[i]
+        key = row0.get("queries", "uap") if isinstance(row0, dict) else None
+        if key not in plan:
+            raise ConfigError(
+                f"{path} line {i + 2}: queries of kind {key!r}, which the method {scoring.method.name!r} does not send"
+            )
+        s = len(got[key])
+        sets = plan[key].sets(kit)
+        if s >= len(sets):
+            raise ConfigError(f"{path} holds more {key} sets than the kit ({len(sets)})")
+        batch = sets[s]
         chunk = rows[i : i + len(batch)]
         if len(chunk) < len(batch):
             raise ConfigError(
-                f"{path} ends inside probe set {s} ({len(chunk)} of {len(batch)} queries); it is truncated"
+                f"{path} ends inside {key} set {s} ({len(chunk)} of {len(batch)} queries); it is truncated"
             )
         outs = []
         for j, row in enumerate(chunk):
-            if not isinstance(row, dict) or row.get("set") != s or row.get("input_sha256") != _input_digest(batch[j]):
+            if (
+                not isinstance(row, dict)
+                or row.get("queries", "uap") != key
+                or row.get("set") != s
+                or row.get("input_sha256") != _input_digest(batch[j])
+            ):
                 raise ConfigError(
-                    f"{path} line {i + j + 2}: the query is not probe {j} of set {s} of this kit; the log was edited"
+                    f"{path} line {i + j + 2}: the query is not point {j} of {key} set {s} of this kit; the log was edited"
                 )
             out = row.get("output")
             if not isinstance(out, list) or len(out) != kit.num_classes or not all(_finite_number(v) for v in out):
                 raise ConfigError(f"{path} line {i + j + 2}: the answer does not hold {kit.num_classes} finite numbers")
             outs.append(out)
-        got.append(torch.tensor(outs, dtype=torch.float32).reshape(-1))
+        got[key].append(torch.tensor(outs, dtype=torch.float32))
         i += len(batch)
     requested = header.get("fingerprints")
-    n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else len(got)
-    message = "" if len(got) >= n_req else f"the log holds {len(got)} of {n_req} fingerprints (budget exhausted)"
-    return score_fingerprints(
-        kit, got, mode=mode, scoring=scoring, n_req=n_req, name=str(header.get("suspect")),
-        queries=len(rows), start=start, message=message,
+    n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else 0
+    n_req = n_req or max((len(a) for a in got.values()), default=0)
+    short = [key for key, a in got.items() if len(a) < n_req]
+    message = f"the log holds fewer than {n_req} sets of {', '.join(short)} (budget exhausted)" if short else ""
+    return score_answers(
+        kit, {key: torch.stack(a) if a else torch.zeros(0) for key, a in got.items()}, mode=mode, scoring=scoring,
+        n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
     )  # fmt: skip

@@ -23,8 +23,8 @@ import torch
 from .calibration import Calibration, get_calibration
 from .encoder import FingerprintEncoder, embed
 from .errors import BudgetExhaustedError, ConfigError, SuspectError, SuspectUnavailableError
-from .fingerprint import apply_output_mode, probe_batch
 from .kit import Kit
+from .methods import Method, get_method, standardise
 from .significance import StatTest, get_test
 from .suspects.base import OutputMode, Suspect
 
@@ -63,6 +63,9 @@ class Verdict:
     test: str = "models"
     calibration: str = "kit"
     kit_signed_by: str | None = None
+    method: str = "uap"
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    """Per channel of a combined method: its name, mean similarity, p-value and fingerprints."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,10 +76,13 @@ class Verdict:
 
     def render(self) -> str:
         """A short human report."""
+        combined = len(self.channels) > 1
+        what = "statistic " if combined else "similarity "
         lines = [
             f"suspect      {self.suspect}",
             f"verdict      {self.verdict.upper()}" + (f"  ({self.message})" if self.message else ""),
-            f"similarity   {self.similarity:.4f} +- {self.similarity_std:.4f} "
+            f"method       {self.method}",
+            f"{what:<13}{self.similarity:.4f} +- {self.similarity_std:.4f} "
             f"(honest null: {self.null_mean:.4f}, n={self.null_count}, calibration {self.calibration})",
             f"p-value      {self.p_value:.3g}  ({get_test(self.test).description}, alpha {self.alpha})",
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
@@ -84,6 +90,11 @@ class Verdict:
             f"kit          sha256 {self.kit_sha256}"
             + (f", signed by key {self.kit_signed_by} (checked)" if self.kit_signed_by else " (signature not checked)"),
         ]
+        if combined:
+            lines += [
+                f"  {c['method']:<11}similarity {c['similarity']:.4f}, p {c['p_value']:.3g} ({c['fingerprints']} sets)"
+                for c in self.channels
+            ]
         return "\n".join(lines)
 
 
@@ -94,56 +105,73 @@ def check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def fingerprint_count(kit: Kit, fingerprints: int | None) -> int:
-    """The number of fingerprints to use (the kit's default when None), checked against the kit."""
+def fingerprint_count(kit: Kit, fingerprints: int | None, method: Method | None = None) -> int:
+    """The number of query sets each channel uses (the kit's default when None), checked against the kit."""
     n = kit.config.fingerprints if fingerprints is None else fingerprints
-    if not 2 <= n <= kit.n_sets:
-        raise ConfigError(f"--fingerprints must be between 2 and {kit.n_sets} for this kit, got {n}")
+    available = min(len(ch.sets(kit)) for ch in (method.channels if method else (get_method("uap"),)))
+    if not 2 <= n <= available:
+        raise ConfigError(f"--fingerprints must be between 2 and {available} for this kit and method, got {n}")
     return n
 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How fingerprints are scored: the test, the calibration of its null, and alpha."""
+    """How answers are scored: the method, the test, the calibration of its null, and alpha."""
 
+    method: Method
     test: StatTest
     calibration: Calibration
     alpha: float
 
     @classmethod
     def of(
-        cls, kit: Kit, *, test: StatTest | str | None, calibration: Calibration | str | None, alpha: float | None
-    ) -> Scoring:
-        """The kit's own test, calibration and alpha, where none is given."""
-        return cls(
+        cls, kit: Kit, *, method: Method | str | None = None, test: StatTest | str | None = None,
+        calibration: Calibration | str | None = None, alpha: float | None = None,
+    ) -> Scoring:  # fmt: skip
+        """The kit's own method, test, calibration and alpha, where none is given."""
+        scoring = cls(
+            get_method(method if method is not None else kit.config.method),
             get_test(test if test is not None else kit.config.null),
             get_calibration(calibration if calibration is not None else kit.config.calibration),
             check_alpha(alpha if alpha is not None else kit.config.alpha),
         )
+        if len(scoring.method.channels) > 1 and scoring.test.name != "models":
+            raise ConfigError(f"a combined method is tested by the model-level test, not {scoring.test.name!r}")
+        return scoring
+
+
+def query_plan(method: Method) -> dict[str, Method]:
+    """Query-set name -> a channel that sends it, once each, in the channels' order."""
+    plan: dict[str, Method] = {}
+    for ch in method.channels:
+        plan.setdefault(ch.query_key, ch)
+    return plan
 
 
 def verify(
     kit: Kit,
     suspect: Suspect,
     *,
+    method: Method | str | None = None,
     fingerprints: int | None = None,
     alpha: float | None = None,
     test: StatTest | str | None = None,
     calibration: Calibration | str | None = None,
     query_log: str | os.PathLike[str] | None = None,
 ) -> Verdict:
-    """Fingerprint ``suspect`` with the kit and test it against the kit's honest null.
+    """Query ``suspect`` with the method's sets and test it against the kit's honest null.
 
-    The victim's stored fingerprints and the null are truncated to the suspect's output mode,
-    so a label-only suspect is compared label to label. ``test`` and ``calibration`` (objects
-    or names) replace the kit's own. When the suspect's query budget runs out, the
-    fingerprints measured so far are reported and the verdict is ``inconclusive``.
+    The victim's stored answers and the null are truncated to the suspect's output mode, so a
+    label-only suspect is compared label to label. ``method``, ``test`` and ``calibration``
+    (objects or names) replace the kit's own. When the suspect's query budget runs out or a
+    remote suspect stops answering, the sets measured so far are reported and the verdict is
+    ``inconclusive``.
     """
     from .querylog import QueryLog
 
     start = time.perf_counter()
-    n_req = fingerprint_count(kit, fingerprints)
-    scoring = Scoring.of(kit, test=test, calibration=calibration, alpha=alpha)
+    scoring = Scoring.of(kit, method=method, test=test, calibration=calibration, alpha=alpha)
+    n_req = fingerprint_count(kit, fingerprints, scoring.method)
     if tuple(suspect.input_shape) != kit.input_shape:
         raise SuspectError(
             f"{suspect.name} takes inputs {suspect.input_shape}, the kit's victim takes {kit.input_shape}"
@@ -152,34 +180,41 @@ def verify(
         raise SuspectError(f"suspect returns {suspect.num_classes} classes, the kit expects {kit.num_classes}")
     mode = suspect.output
     q0 = suspect.queries
+    plan = query_plan(scoring.method)
     logger = (
-        QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha) if query_log else None
-    )
-    got: list[torch.Tensor] = []
+        QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha, method=scoring.method.name)
+        if query_log else None
+    )  # fmt: skip
+    answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     message = ""
     try:
-        for s in range(n_req):
-            batch = probe_batch(kit.probe_images[s], kit.v)
-            out = suspect(batch)
-            if logger:
-                logger.write(s, batch, out)
-            got.append(out.reshape(-1))
+        for key, channel in plan.items():
+            for s, batch in enumerate(channel.sets(kit)[:n_req]):
+                out = suspect(batch)
+                if logger:
+                    logger.write(key, s, batch, out)
+                answers[key].append(out)
     except BudgetExhaustedError as exc:
-        message = f"query budget exhausted after {len(got)} of {n_req} fingerprints ({exc})"
+        message = f"query budget exhausted after {_measured(answers)} of {n_req} sets per query kind ({exc})"
     except SuspectUnavailableError as exc:
-        message = f"the suspect stopped answering after {len(got)} of {n_req} fingerprints ({exc})"
+        message = f"the suspect stopped answering after {_measured(answers)} of {n_req} sets per query kind ({exc})"
     finally:
         if logger:
             logger.close()
-    return score_fingerprints(
+    got = {key: torch.stack(a) if a else torch.zeros(0) for key, a in answers.items()}
+    return score_answers(
         kit, got, mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=suspect.queries - q0,
         start=start, message=message,
     )  # fmt: skip
 
 
-def score_fingerprints(
+def _measured(answers: dict[str, list[torch.Tensor]]) -> str:
+    return ", ".join(f"{len(a)} {key}" for key, a in answers.items())
+
+
+def score_answers(
     kit: Kit,
-    got: list[torch.Tensor],
+    answers: dict[str, torch.Tensor],
     *,
     mode: OutputMode,
     scoring: Scoring,
@@ -189,27 +224,52 @@ def score_fingerprints(
     start: float,
     message: str = "",
 ) -> Verdict:
-    """The verdict on fingerprints ``got`` (each (2 N K,)) of the first ``len(got)`` probe sets."""
-    n = len(got)
+    """The verdict on answers (query-set name -> (S', n, K)) to the first S' sets of each kind."""
+    method = scoring.method
     common = {
-        "suspect": name, "alpha": scoring.alpha, "fingerprints": n, "fingerprints_requested": n_req,
-        "queries": queries, "output_mode": str(mode), "kit_sha256": kit.sha256, "kit_signed_by": kit.signed_by,
-        "test": scoring.test.name, "calibration": scoring.calibration.name,
+        "suspect": name, "alpha": scoring.alpha, "fingerprints_requested": n_req, "queries": queries,
+        "output_mode": str(mode), "kit_sha256": kit.sha256, "kit_signed_by": kit.signed_by,
+        "test": scoring.test.name, "calibration": scoring.calibration.name, "method": method.name,
     }  # fmt: skip
-    if n < 2:
+    counts = [len(answers.get(ch.query_key, ())) for ch in method.channels]
+    if min(counts) < 2:
         nan = float("nan")
         return Verdict(
             verdict=INCONCLUSIVE, similarity=nan, similarity_std=nan, p_value=nan, null_mean=nan, null_count=0,
-            seconds=time.perf_counter() - start, message=message or "too few fingerprints", **common,
+            fingerprints=min(counts), seconds=time.perf_counter() - start, message=message or "too few fingerprints",
+            **common,
         )  # fmt: skip
-    f_s = torch.stack(got)
-    f_v = apply_output_mode(kit.victim_fingerprints[:n], mode, kit.num_classes)
-    sims = cosine_similarities(kit.encoder, f_v, f_s)
-    null = scoring.calibration.similarities(kit, mode, n)
-    p = scoring.test.p_value(sims, np.asarray(null, dtype=np.float64))
+    channels = []
+    for ch in method.channels:
+        a = answers[ch.query_key]
+        sims = ch.similarities(kit, a, mode)
+        null = ch.null(kit, mode, len(a), scoring.calibration)
+        channels.append((ch, sims, null))
+    if len(channels) == 1:
+        _, sims, null = channels[0]
+        p = scoring.test.p_value(sims, np.asarray(null, dtype=np.float64))
+        stat, stat_std, null_mean, per_set = float(sims.mean()), float(sims.std()), float(null.mean()), sims
+        null_count = int(null.shape[0])
+    else:
+        z, z_null = standardise(
+            torch.stack([s.mean() for _, s, _ in channels]), torch.stack([n.mean(dim=1) for _, _, n in channels])
+        )
+        p = scoring.test.p_value(z.reshape(1), z_null.reshape(-1, 1).numpy())
+        stat, stat_std, null_mean, per_set, null_count = (
+            float(z),
+            0.0,
+            float(z_null.mean()),
+            torch.zeros(0),
+            len(z_null),
+        )
+    parts = [
+        {"method": ch.name, "similarity": round(float(sims.mean()), 6),
+         "p_value": float(scoring.test.p_value(sims, np.asarray(null, dtype=np.float64))), "fingerprints": len(sims)}
+        for ch, sims, null in channels
+    ]  # fmt: skip
     verdict = INCONCLUSIVE if message else (PIRACY if p < scoring.alpha else NOT_SHOWN)
     return Verdict(
-        verdict=verdict, similarity=float(sims.mean()), similarity_std=float(sims.std()), p_value=p,
-        null_mean=float(null.mean()), null_count=int(null.shape[0]), seconds=time.perf_counter() - start,
-        per_fingerprint=[round(float(v), 6) for v in sims], message=message, **common,
+        verdict=verdict, similarity=stat, similarity_std=stat_std, p_value=p, null_mean=null_mean,
+        null_count=null_count, fingerprints=min(counts), seconds=time.perf_counter() - start,
+        per_fingerprint=[round(float(v), 6) for v in per_set], message=message, channels=parts, **common,
     )  # fmt: skip

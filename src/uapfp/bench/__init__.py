@@ -50,9 +50,29 @@ def outputs_field() -> Any:
 
 def experiments() -> dict[str, Experiment]:
     """Every experiment by name (importing their modules, hence torch)."""
-    from . import detection, error_agreement, http_verify, outside, robustness, train_speed, uap_choice, verify_speed
+    from . import (
+        detection,
+        error_agreement,
+        families,
+        http_verify,
+        outside,
+        robustness,
+        train_speed,
+        uap_choice,
+        verify_speed,
+    )  # fmt: skip
 
-    modules = (train_speed, http_verify, detection, uap_choice, robustness, verify_speed, error_agreement, outside)
+    modules = (
+        train_speed,
+        http_verify,
+        detection,
+        families,
+        uap_choice,
+        robustness,
+        verify_speed,
+        error_agreement,
+        outside,
+    )
     return {m.EXPERIMENT.name: m.EXPERIMENT for m in modules}
 
 

@@ -74,6 +74,7 @@ def detection(config: DetectionConfig) -> DetectionReport:
     base = config.protect
     profile = profile_zoo(zoo, base, data_dir=config.data_dir, progress=False)
     cards = {c["id"]: c for c in zoo.cards}
+    stored = profile.stored()
     victim_arch = zoo.victim["arch"]
     plan: list[tuple[str, str, ProtectConfig]] = []
     if "none" in config.folds:
@@ -98,7 +99,7 @@ def detection(config: DetectionConfig) -> DetectionReport:
         fit_calibration = "leave-arch-out" if "leave-arch-out" in calibrations else "kit"
         kit = fit_kit(zoo, profile, replace(cfg, calibration=fit_calibration), progress=False)
         for test, calibration in [(t, c) for c in calibrations for t in tests]:
-            ev = evaluate(kit, zoo, output=config.outputs, fingerprints=cfg.fingerprints, stored=profile.fingerprints,
+            ev = evaluate(kit, zoo, output=config.outputs, fingerprints=cfg.fingerprints, stored=stored,
                           test=test, calibration=calibration)  # fmt: skip
             if kind == "arch":
                 ids = {s.id for s in ev.scores if cards[s.id]["arch"] == name}

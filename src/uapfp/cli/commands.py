@@ -105,8 +105,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     kit = Kit.load(args.kit, trusted_key=args.trusted_key)
     # every argument is checked before the first query is sent
-    fingerprint_count(kit, args.fingerprints)
-    Scoring.of(kit, test=None, calibration=None, alpha=args.alpha)
+    scoring = Scoring.of(kit, method=args.method, alpha=args.alpha)
+    fingerprint_count(kit, args.fingerprints, scoring.method)
     out = check_output_path(args.json, "verdict") if args.json else None
     qlog = args.query_log or (out.with_suffix(".queries.jsonl") if out else None)
     if qlog is not None:
@@ -119,7 +119,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         output=args.outputs, max_queries=args.max_queries, http=http if http != HttpOptions() else None,
     )  # fmt: skip
     try:
-        verdict = verify(kit, suspect, fingerprints=args.fingerprints, alpha=args.alpha, query_log=qlog)
+        verdict = verify(
+            kit, suspect, method=scoring.method, fingerprints=args.fingerprints, alpha=args.alpha, query_log=qlog
+        )
     finally:
         suspect.close()
     print(verdict.render())
@@ -192,7 +194,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     kit = Kit.load(args.kit)
     out = check_output_path(args.json, "evaluation") if args.json else None
     ev = evaluate(
-        kit, args.zoo, fingerprints=args.fingerprints, alpha=args.alpha, output=args.outputs, progress=not args.quiet
+        kit,
+        args.zoo,
+        method=args.method,
+        fingerprints=args.fingerprints,
+        alpha=args.alpha,
+        output=args.outputs,
+        progress=not args.quiet,
     )
     print(ev.render())
     if out:

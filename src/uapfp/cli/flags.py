@@ -28,7 +28,7 @@ EXIT_CODES = (
 )
 #: The kit settings ``uapfp protect`` takes as flags; every other one comes from ``--config FILE``.
 PROTECT_FLAGS = (
-    "uap_method", "xi", "n_probes", "fingerprints", "alpha", "null", "calibration", "calibration_fraction",
+    "method", "uap_method", "xi", "fingerprints", "alpha", "null", "calibration", "calibration_fraction",
     "paper_split", "seed",
 )  # fmt: skip
 
@@ -105,7 +105,8 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
         help="what the suspect returns: probs, topk:K or label (default: probs; HTTP: what the server "
         "advertises); ONNX also logits (default: detected)",
     )
-    p.add_argument("--fingerprints", type=int, default=None, help="fingerprints to use (default: the kit's, 20)")
+    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's); see docs/method.md")
+    p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's, 20)")
     p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's, 0.05)")
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget")
     p.add_argument("--json", default=None, help="write the verdict here (the query log goes beside it)")
@@ -145,6 +146,7 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
 def _evaluate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kit", required=True)
     p.add_argument("--zoo", required=True)
+    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's)")
     p.add_argument("--fingerprints", type=int, default=None)
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--outputs", default="probs", help="simulate suspects answering probs, topk:K or label")

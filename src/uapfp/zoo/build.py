@@ -32,7 +32,7 @@ from ..modelfiles import is_torchscript, load_torchscript, model_with_weights
 from ..storage import ensure_writable_dir, read_json, save_tensors, sha256_bytes, sha256_file, write_json
 from ..suspects.local import TorchSuspect
 from ..training import TrainConfig, predict_logits, train_model
-from .config import Job, ZooConfig, job_train_config, plan_jobs
+from .config import Job, ZooConfig, job_train_config, plan_jobs, plan_siblings
 from .folder import ZOO_FORMAT, Zoo
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,11 @@ def _build_zoo(
     splits_path = out / "splits.safetensors"
     save_tensors(splits_path, {"victim": torch.from_numpy(v_idx), "pool": torch.from_numpy(pool_idx)})
     jobs = plan_jobs(config)
+    own = victim.factory or (None if victim.weights else config.victim_arch)
+    if own is not None:
+        jobs += plan_siblings(config, own)
+    elif config.siblings:
+        log.warning("a TorchScript victim has no architecture to rebuild: the zoo holds no siblings of it")
     write_json(
         meta_path,
         {
@@ -280,17 +285,17 @@ def _train_job(
     def make_model() -> nn.Module:
         return create_model(job.arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
 
-    if job.role == "homologous":
+    if job.role in ("homologous", "sibling"):
         n_train = len(data.x_train)
-        overlap = job.overlap  # plan_jobs gives every homologous job its overlap
+        overlap = job.overlap  # plan_jobs gives every homologous job its overlap, siblings 1
         assert overlap is not None
-        h_idx = homologous_indices(n_train, v_idx, seed=job.seed, overlap=overlap)
+        h_idx = v_idx if job.role == "sibling" else homologous_indices(n_train, v_idx, seed=job.seed, overlap=overlap)
         model = make_model()
         sel = torch.from_numpy(h_idx)
         result = train_model(model, data.x_train[sel], data.y_train[sel], config=tc, progress=progress, desc=job.id)
         train_seconds, queries, attack_card = result.seconds, 0, None
         data_info = {
-            "split": "homologous", "size": len(h_idx), "overlap": overlap,
+            "split": job.role, "size": len(h_idx), "overlap": overlap,
             "split_seed": job.seed, "indices_sha256": sha256_bytes(h_idx.astype("<i8").tobytes()),
         }  # fmt: skip
     else:

@@ -33,6 +33,9 @@ class ZooConfig(JsonConfig):
     ``include_victim_arch`` adds the victim's own architecture (a user's factory too) to
     ``archs``: thieves often reuse a public architecture, and an encoder that never saw
     honest models of the victim's architecture cannot tell them from the victim.
+    ``siblings`` models of the victim's own architecture are trained on exactly D_V with the
+    victim's recipe and other seeds: what the victim would have been with another seed. The
+    ``siblings`` method reads lineage as the victim's deviation from them (docs/method.md).
     """
 
     dataset: str = "fashion-mnist"
@@ -52,6 +55,7 @@ class ZooConfig(JsonConfig):
     homologous_overlaps: tuple[float, ...] | None = None
     pool_fractions: tuple[float, ...] = (1.0,)
     rounds: tuple[tuple[int, int], ...] = ()
+    siblings: int = 8
     seed: int = 0
 
     what = "zoo"
@@ -70,6 +74,8 @@ class ZooConfig(JsonConfig):
             raise ConfigError("piracy models need at least one extraction attack")
         if any(len(r) != 2 or min(r) < 0 for r in self.rounds):
             raise ConfigError("rounds are (piracy, homologous) counts per cell, each >= 0")
+        if self.siblings < 0 or self.siblings == 1:
+            raise ConfigError("siblings must be 0, or 2 or more (they are split in two halves)")
 
 
 # Scaled-down attack budgets for the 6,000-image slice (its pool holds 3,000 images).
@@ -175,6 +181,17 @@ def plan_jobs(config: ZooConfig) -> list[Job]:
                         )
                     )
     return jobs
+
+
+def plan_siblings(config: ZooConfig, arch: str) -> list[Job]:
+    """The sibling jobs: the victim's architecture and recipe on exactly D_V, seeds of their own
+    (drawn apart from the other jobs', so that adding siblings changes none of those)."""
+    rng = np.random.default_rng([config.seed, 0x51B])
+    return [
+        Job(id=f"sibling-{i:02d}", role="sibling", arch=arch, optimizer=config.victim_optimizer,
+            batch_size=config.victim_batch_size, seed=int(rng.integers(0, 2**31 - 1)), overlap=1.0)
+        for i in range(config.siblings)
+    ]  # fmt: skip
 
 
 def job_train_config(config: ZooConfig, job: Job) -> TrainConfig:

@@ -1,0 +1,283 @@
+"""The suspects of the families benchmark: copies and honest models of families no zoo holds.
+
+For a victim (a zoo's, with its D_V, attacker's pool and test set) and each family, trained
+once and cached in a folder (``NAME.safetensors`` or ``NAME.onnx``, and ``NAME.json``):
+
+- honest: two models trained on exactly D_V (the hardest negatives: the victim's own data),
+  one on D_H overlapping D_V by half, one on data disjoint from D_V;
+- copies by the project's attacks (``knockoff``, ``copycat``, ``jbda``, ``cloudleak``) and by
+  extraction code of other authors (adversarial-robustness-toolbox's ``KnockoffNets``, random
+  and adaptive sampling), each seeing the victim only through a query-counting suspect;
+- modified copies of the knockoff copy: fine-tuned on the thief's own labelled images, pruned
+  60 %, INT8-quantized by ONNX Runtime, adversarially trained on DeepFool examples (paper
+  section 5.4), and distilled into the next family.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+DEV_FAMILIES = ("mlp", "lenet5", "widebn")
+TEST_FAMILIES = ("resnet", "dwsep", "vgg", "allconv")
+HONEST = ("honest-dv-a", "honest-dv-b", "honest-overlap", "honest-disjoint")
+COPIES = ("copy-knockoff", "copy-copycat", "copy-jbda", "copy-cloudleak", "copy-art-random", "copy-art-adaptive")
+MODIFIED = ("mod-finetune", "mod-prune60", "mod-int8", "mod-advtrain", "mod-distill")
+KINDS = HONEST + COPIES + MODIFIED
+
+
+@dataclass
+class SuspectRecord:
+    """One benchmark suspect: what it is (role, family, kind) and where its model lies."""
+
+    name: str
+    role: str
+    family: str
+    arch: str
+    kind: str
+    half: str
+    weights: str
+    test_accuracy: float
+    queries: int
+    seconds: float
+
+
+def half_of(family: str) -> str:
+    return "dev" if family in DEV_FAMILIES else "test"
+
+
+def build_suspects(
+    folder: str | os.PathLike[str],
+    victim: nn.Module,
+    data: Any,
+    splits: dict[str, torch.Tensor],
+    *,
+    families: tuple[str, ...],
+    kinds: tuple[str, ...] = KINDS,
+    epochs: int = 4,
+    seed: int = 0,
+) -> list[SuspectRecord]:
+    """Train (or read from ``folder``) every suspect of ``families``; resumable, written atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for f_index, family in enumerate(families):
+        for k_index, kind in enumerate(kinds):
+            name = f"{family}-{kind}"
+            card = folder / f"{name}.json"
+            if card.is_file():
+                records.append(SuspectRecord(**json.loads(card.read_text())))
+                continue
+            start = time.perf_counter()
+            s = seed * 1000 + f_index * 100 + k_index
+            model, queries, weights, arch = _make(folder, name, kind, family, families, victim, data, splits, epochs, s)
+            acc = _accuracy(model, data)
+            rec = SuspectRecord(
+                name=name, role="homologous" if kind in HONEST else "piracy", family=family, arch=arch, kind=kind,
+                half=half_of(family), weights=weights, test_accuracy=round(acc, 4), queries=queries,
+                seconds=round(time.perf_counter() - start, 1),
+            )  # fmt: skip
+            from ..storage import write_json
+
+            write_json(card, asdict(rec))
+            log.info("%s: accuracy %.4f, %d queries (%.0f s)", name, acc, queries, rec.seconds)
+            records.append(rec)
+    return records
+
+
+def load_suspect_model(folder: str | os.PathLike[str], rec: SuspectRecord, data: Any) -> Any:
+    """The suspect's model: an ``nn.Module`` (safetensors) or the path of an ONNX file."""
+    from ..archs import create_model
+    from ..storage import load_tensors
+
+    path = Path(folder) / rec.weights
+    if path.suffix == ".onnx":
+        return str(path)
+    c, h, w = data.input_shape
+    model = create_model(rec.arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
+    model.load_state_dict(load_tensors(path))
+    return model.eval()
+
+
+def _accuracy(model: Any, data: Any) -> float:
+    if isinstance(model, str):
+        from ..suspects.onnx_runtime import OnnxSuspect
+
+        suspect = OnnxSuspect(model, input_shape=data.input_shape, num_classes=data.num_classes, output="logits")
+        pred = suspect(data.x_test).argmax(1)
+    else:
+        from ..training import predict_logits
+
+        pred = predict_logits(model, data.x_test).argmax(1)
+    return float((pred == data.y_test).float().mean())
+
+
+def _make(folder, name, kind, family, families, victim, data, splits, epochs, seed):  # type: ignore[no-untyped-def]
+    """(model or ONNX path, victim queries, weights file name, architecture) of one suspect."""
+    from ..archs import create_model
+    from ..data import homologous_indices
+    from ..extraction import create_attack
+    from ..storage import save_tensors
+    from ..suspects.local import TorchSuspect
+    from ..training import TrainConfig, train_model
+
+    c, h, w = data.input_shape
+    k = data.num_classes
+
+    def fresh(arch: str = family) -> nn.Module:
+        torch.manual_seed(seed)
+        return create_model(arch, in_channels=c, image_size=(h, w), num_classes=k)
+
+    def recipe(optimizer: str = "adam") -> TrainConfig:
+        return TrainConfig(optimizer=optimizer, epochs=epochs, batch_size=128, seed=seed)
+
+    def save(model: nn.Module) -> str:
+        file = f"{name}.safetensors"
+        save_tensors(folder / file, model.state_dict())
+        return file
+
+    v_idx, pool_idx = splits["victim"], splits["pool"]
+    pool = data.x_train[pool_idx]
+    oracle = TorchSuspect(victim, input_shape=(c, h, w), num_classes=k, name="victim")
+    if kind in HONEST:
+        if kind == "honest-overlap":
+            idx = torch.from_numpy(homologous_indices(len(data.x_train), v_idx.numpy(), seed=seed, overlap=0.5))
+        elif kind == "honest-disjoint":
+            idx = pool_idx
+        else:
+            idx = v_idx
+        model = fresh()
+        train_model(model, data.x_train[idx], data.y_train[idx], config=recipe("sgd" if kind == "honest-dv-b" else "adam"),
+                    progress=False, desc=name)  # fmt: skip
+        return model.eval(), 0, save(model), family
+    if kind in ("copy-knockoff", "copy-copycat", "copy-jbda", "copy-cloudleak"):
+        attack = create_attack(
+            kind.removeprefix("copy-"), **({"budget": 20000} if kind in ("copy-knockoff", "copy-copycat") else {})
+        )
+        result = attack.run(oracle, pool, make_model=fresh, train=recipe(), progress=False)
+        return result.model, result.queries, save(result.model), family
+    if kind in ("copy-art-random", "copy-art-adaptive"):
+        model, queries = _art_knockoff(oracle, pool, data.y_train[pool_idx], fresh(), adaptive=kind.endswith("adaptive"),
+                                       seed=seed, epochs=epochs)  # fmt: skip
+        return model, queries, save(model), family
+    base = _base_copy(folder, family, data)
+    if kind == "mod-finetune":
+        from ..modify import create_modification
+
+        pick = pool_idx[torch.randperm(len(pool_idx), generator=torch.Generator().manual_seed(seed))[:5000]]
+        model = create_modification("finetune:2").apply(base, x=data.x_train[pick], y=data.y_train[pick], seed=seed)
+        return model, 0, save(model), family
+    if kind == "mod-prune60":
+        from ..modify import create_modification
+
+        model = create_modification("prune:0.6").apply(base)
+        return model, 0, save(model), family
+    if kind == "mod-int8":
+        return _int8_onnx(folder, name, base, (c, h, w)), 0, f"{name}.onnx", family
+    if kind == "mod-advtrain":
+        model = _adversarial_training(base, pool, seed=seed)
+        return model, 0, save(model), family
+    if kind == "mod-distill":
+        student_arch = families[(families.index(family) + 1) % len(families)]
+        student = fresh(student_arch)
+        with torch.no_grad():
+            soft = torch.cat([torch.softmax(base(pool[i : i + 1000]), 1) for i in range(0, len(pool), 1000)])
+        train_model(student, pool, soft, config=recipe(), progress=False, desc=name)
+        return student.eval(), 0, save(student), student_arch
+    raise ValueError(f"unknown suspect kind {kind!r}")
+
+
+def _base_copy(folder: Path, family: str, data: Any) -> nn.Module:
+    """The knockoff copy of ``family`` (built first), which the modifications start from."""
+    rec = SuspectRecord(**json.loads((folder / f"{family}-copy-knockoff.json").read_text()))
+    return copy.deepcopy(load_suspect_model(folder, rec, data))
+
+
+def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs):  # type: ignore[no-untyped-def]
+    """adversarial-robustness-toolbox's KnockoffNets: the victim behind ART's BlackBoxClassifier
+    (which calls our query-counting oracle), the thief's model trained by ART's own loop."""
+    from art.attacks.extraction import KnockoffNets
+    from art.estimators.classification import BlackBoxClassifier, PyTorchClassifier
+
+    c, h, w = oracle.input_shape
+    k = oracle.num_classes
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return oracle(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+
+    class Knockoff(KnockoffNets):  # type: ignore[misc]
+        @staticmethod
+        def _sample_data(x: np.ndarray, y: np.ndarray, action: int) -> np.ndarray:
+            # ART returns a view of a per-class copy of the pool, which keeps that copy alive: about
+            # 9 MB per query here, 27 GB for 3,000. A copy of the one image keeps the same algorithm.
+            return KnockoffNets._sample_data(x, y, action).copy()
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    victim = BlackBoxClassifier(predict, input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0))
+    thief = PyTorchClassifier(
+        model=model, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+        input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0), device_type="cpu",
+    )  # fmt: skip
+    x = pool.numpy()
+    attack = Knockoff(
+        classifier=victim, batch_size_fit=128, batch_size_query=500, nb_epochs=epochs * 2,
+        nb_stolen=3000 if adaptive else 20000, sampling_strategy="adaptive" if adaptive else "random",
+        reward="all", verbose=False,
+    )  # fmt: skip
+    before = oracle.queries
+    if adaptive:
+        stolen = attack.extract(x=x, y=pool_labels.numpy(), thieved_classifier=thief)
+    else:
+        stolen = attack.extract(x=x, thieved_classifier=thief)
+    return stolen.model.eval(), oracle.queries - before
+
+
+def _int8_onnx(folder: Path, name: str, model: nn.Module, shape: tuple[int, int, int]) -> str:
+    """The model exported to ONNX and its weights quantized to INT8 by ONNX Runtime."""
+    import warnings
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32 = folder / f"{name}.fp32.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.rand(2, *shape),), str(fp32), input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}},
+                          dynamo=False)  # fmt: skip
+    out = folder / f"{name}.onnx"
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
+    fp32.unlink()
+    return str(out)
+
+
+def _adversarial_training(model: nn.Module, pool: torch.Tensor, *, seed: int, iterations: int = 60) -> nn.Module:
+    """Fine-tune on DeepFool examples of the model itself, labelled as the clean images (paper section 5.4:
+    batches of 128, a low learning rate), which moves the boundary the fingerprint reads."""
+    from ..uap import deepfool
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4)
+    for _ in range(iterations):
+        x = pool[torch.randint(len(pool), (128,), generator=gen)]
+        model.eval()
+        df = deepfool(model, x, max_iter=10)
+        x_adv = (x + df.perturbation).clamp(0, 1)
+        model.train()
+        loss = nn.functional.cross_entropy(model(torch.cat([x, x_adv])), torch.cat([df.labels, df.labels]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
