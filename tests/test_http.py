@@ -136,7 +136,7 @@ def test_faults_are_retried_within_budget(tiny_kit, cards, server):
     budget = 3 * local.queries
     with _http(url, tiny_kit, timeout=0.5, backoff=0.05, retries=8, max_queries=budget) as suspect:
         remote = verify(tiny_kit, suspect)
-        assert local.queries < suspect.queries <= budget  # retries happened, and they counted
+        assert suspect.queries == local.queries  # retries happened, and were not charged twice
     assert remote.per_fingerprint == local.per_fingerprint and remote.verdict == local.verdict
     assert remote.queries == suspect.queries
 
@@ -244,7 +244,7 @@ def test_wrong_input_shape_and_bad_requests(tiny_kit, server, tmp_path):
     answer = httpx.post(f"{url}/infer", json={"id": "a", "inputs": [good]}).json()
     assert answer["id"] == "a" and answer["outputs"][0]["shape"] == [1, 10]
     bad = [
-        (b"{not json", 400, "malformed JSON"),
+        (b"{not json", 400, "not valid JSON"),
         (json.dumps({"inputs": [{**good, "datatype": "FP64"}]}).encode(), 400, "FP32"),
         (json.dumps({"inputs": [{**good, "shape": [1, 1, 28, 28]}]}).encode(), 400, "shape"),
         (json.dumps({"inputs": [{**good, "data": [0.5] * 10}]}).encode(), 400, "196"),
@@ -263,10 +263,8 @@ def test_wrong_input_shape_and_bad_requests(tiny_kit, server, tmp_path):
 def test_client_configuration_errors(tiny_kit):
     with pytest.raises(ConfigError, match="/v2/models/NAME"):
         _http("http://127.0.0.1:1", tiny_kit)
-    with pytest.raises(ConfigError, match="logits applies to ONNX"):
-        open_suspect("http://127.0.0.1:1/v2/models/m", input_shape=(1, 28, 28), num_classes=10, output="logits")
     # nobody listens: connection errors are retried, then reported with the fix
     with _http("http://127.0.0.1:9/v2/models/m", tiny_kit, retries=1, backoff=0.01, timeout=1.0) as suspect:
         with pytest.raises(SuspectError, match=r"failed 2 times.*--retries"):
             suspect(torch.rand(2, *tiny_kit.input_shape))
-        assert suspect.queries == 4  # both attempts counted
+        assert suspect.queries == 2  # the images asked about, once: a resend is not charged again

@@ -76,23 +76,30 @@ def create_app(
     model_name: str = "model",
     faults: Faults | None = None,
     int_labels: bool = False,
-    max_batch: int = 4096,
+    max_batch: int = 1024,
     token: str | None = None,
 ) -> Any:
     """A Starlette app serving ``suspect`` as model ``model_name`` (Open Inference Protocol v2).
 
-    Endpoints: ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2/models/{name}``
-    (metadata; ``parameters.output_mode`` says what answers hold), ``GET /v2/models/{name}/ready``
-    and ``POST /v2/models/{name}/infer``. Malformed requests get 400, unknown models 404, each
-    with a JSON ``{"error": ...}``. With ``int_labels`` a label-mode model answers INT64
-    class indices (n,) instead of one-hot FP32 rows (n, K). With ``token`` the model endpoints
-    require ``Authorization: Bearer TOKEN`` (401 otherwise); health checks stay open.
+    Endpoints: ``GET /v2``, ``GET /v2/health/live``, ``GET /v2/health/ready``,
+    ``GET /v2/models/{name}`` (metadata; ``parameters.output_mode`` says what answers hold),
+    ``GET /v2/models/{name}/ready`` and ``POST /v2/models/{name}/infer``, each also under
+    ``/v2/models/{name}/versions/1``. Requests and answers are JSON or carry the binary tensor
+    data extension (:mod:`uapfp.oip`), as the client asks. Two outputs: ``probabilities``
+    (FP32 (n, K) in the model's answer mode) and ``label`` (INT64 (n,)); a request may name
+    the ones it wants, else it gets the first (``label`` with ``int_labels``, else
+    ``probabilities``). Every request is bounded before it is read whole (body size, batch,
+    nesting, values); a bad one gets a 4xx with ``{"error": ...}`` in one line, unknown models
+    or versions 404. With ``token`` the model endpoints require ``Authorization: Bearer TOKEN``
+    (401 otherwise); health checks stay open.
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.routing import Route
+
+    from . import oip
 
     if not _NAME_RE.match(model_name):
         raise ConfigError(f"model name {model_name!r} must be letters, digits, '_', '.' or '-'")
@@ -102,17 +109,20 @@ def create_app(
     rng = random.Random(faults.seed)  # handlers run on the event loop: one thread draws
     c, h, w = suspect.input_shape
     k = suspect.num_classes
-    max_body = 64 * max_batch * c * h * w + (1 << 20)  # generous: ~25 bytes a float in JSON
+    max_values = max_batch * c * h * w
+    max_body = 32 * max_values + (1 << 20)  # a float takes at most ~25 bytes in JSON, 4 in binary
+    outputs = [
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
+        {"name": "label", "datatype": "INT64", "shape": [-1]},
+    ]
+    if int_labels:
+        outputs.reverse()
     metadata = {
         "name": model_name,
         "versions": ["1"],
         "platform": "uapfp",
         "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, c, h, w]}],
-        "outputs": [
-            {"name": "label", "datatype": "INT64", "shape": [-1]}
-            if int_labels
-            else {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]}
-        ],
+        "outputs": outputs,
         "parameters": {"output_mode": str(suspect.output), "max_batch_size": max_batch},
     }
 
@@ -123,7 +133,12 @@ def create_app(
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return _error("missing or wrong bearer token", 401)
         name = request.path_params["name"]
-        return None if name == model_name else _error(f"unknown model {name!r}; this server serves {model_name!r}", 404)
+        if name != model_name:
+            return _error(f"unknown model {name[:60]!r}; this server serves {model_name!r}", 404)
+        version = request.path_params.get("version")
+        if version is not None and version != "1":
+            return _error(f"model {model_name!r} has no version {version[:20]!r}; its one version is '1'", 404)
+        return None
 
     async def live(request: Request) -> Any:
         return _json({"live": True})
@@ -134,7 +149,7 @@ def create_app(
     async def server_metadata(request: Request) -> Any:
         from . import __version__
 
-        return _json({"name": "uapfp", "version": __version__, "extensions": []})
+        return _json({"name": "uapfp", "version": __version__, "extensions": ["binary_tensor_data"]})
 
     async def model_metadata(request: Request) -> Any:
         if refused := known(request):
@@ -146,6 +161,25 @@ def create_app(
             return refused
         return _json({"name": model_name, "ready": True})
 
+    async def bounded_body(request: Request) -> bytes | Any:
+        """The request's body, read only while it stays within ``max_body``; else the 413 answer."""
+        too_large = _error(f"the request is larger than {max_body} bytes; send at most {max_batch} images", 413)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_body:
+            return too_large
+        if request.headers.get("content-encoding", "identity") not in ("identity", ""):
+            return _error("compressed requests are not accepted; send the body as it is", 415)
+        chunks, total = [], 0
+        try:
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > max_body:
+                    return too_large
+                chunks.append(chunk)
+        except ClientDisconnect:
+            return _error("the client went away before the request ended", 400)
+        return b"".join(chunks)
+
     async def infer(request: Request) -> Any:
         if refused := known(request):
             return refused
@@ -153,17 +187,15 @@ def create_app(
             return _error("injected failure (--fail-rate)", 503)
         if faults.slow_rate and rng.random() < faults.slow_rate:
             await asyncio.sleep(faults.slow_seconds)
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_body:
-            return _error(f"request body of {length} bytes is too large; send at most {max_batch} images", 413)
-        body = await request.body()
-        if len(body) > max_body:
-            return _error(f"request body is too large; send at most {max_batch} images", 413)
+        body = await bounded_body(request)
+        if not isinstance(body, bytes):
+            return body
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error(f"malformed JSON: {exc}", 400)
-        x = _parse_request(payload, shape=(c, h, w), max_batch=max_batch)
+            header, tensors = oip.decode(body, request.headers.get(oip.HEADER_LENGTH), kind="request", limit=max_values)
+            names, binary = oip.requested_outputs(header, [o["name"] for o in outputs])
+        except oip.ProtocolError as exc:
+            return _error(str(exc), 400)
+        x = _images(tensors, shape=(c, h, w), max_batch=max_batch)
         if isinstance(x, str):
             return _error(x, 400)
         try:
@@ -175,71 +207,57 @@ def create_app(
         except UapfpError as exc:
             log.error("inference failed: %s", exc)
             return _error(f"the model failed: {exc}", 500)
-        if int_labels:
-            output = {"name": "label", "datatype": "INT64", "shape": [len(x)], "data": out.argmax(dim=1).tolist()}
-        else:
-            # tolist() turns each float32 into the double of the same value; its JSON repr is exact.
-            output = {
-                "name": "probabilities",
-                "datatype": "FP32",
-                "shape": list(out.shape),
-                "data": out.reshape(-1).tolist(),
-            }
-        answer: dict[str, Any] = {"model_name": model_name, "model_version": "1", "outputs": [output]}
-        if isinstance(payload.get("id"), str):
-            answer["id"] = payload["id"]
-        return _json(answer)
+        produced = {
+            "probabilities": oip.Tensor("probabilities", "FP32", out.numpy().astype(np.float32)),
+            "label": oip.Tensor("label", "INT64", out.argmax(dim=1).numpy().astype(np.int64)),
+        }
+        answer: dict[str, Any] = {"model_name": model_name, "model_version": "1"}
+        if isinstance(header.get("id"), str):
+            answer["id"] = header["id"][:256]
+        content, headers = oip.encode(answer, [produced[n] for n in names], key="outputs", binary=binary)
+        from starlette.responses import Response
+
+        return Response(content, headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> Any:
         assert isinstance(exc, HTTPException)
-        return _error(f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
+        return _error(f"{exc.detail}: {request.method} {request.url.path[:200]}", exc.status_code)
 
     async def server_error(request: Request, exc: Exception) -> Any:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        # one line at error level; the traceback only when debugging
+        log.error("internal error on %s %s: %s", request.method, request.url.path[:200], type(exc).__name__)
+        log.debug("internal error", exc_info=exc)
         return _error(f"internal server error ({type(exc).__name__})", 500)
 
-    routes = [
-        Route("/v2", server_metadata, methods=["GET"]),
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
-        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-    ]
+    routes = [Route("/v2", server_metadata, methods=["GET"]), Route("/v2/health/live", live, methods=["GET"]),
+              Route("/v2/health/ready", ready, methods=["GET"])]  # fmt: skip
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        routes += [
+            Route(base, model_metadata, methods=["GET"]),
+            Route(f"{base}/ready", model_ready, methods=["GET"]),
+            Route(f"{base}/infer", infer, methods=["POST"]),
+        ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
 
 
-def _parse_request(payload: Any, *, shape: tuple[int, int, int], max_batch: int) -> torch.Tensor | str:
+def _images(tensors: list[Any], *, shape: tuple[int, int, int], max_batch: int) -> torch.Tensor | str:
     """The request's images (n, C, H, W), or the message of a 400 answer."""
     expected = f"[n, {', '.join(map(str, shape))}]"
-    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
-        return 'the request needs "inputs": [{"name", "shape", "datatype", "data"}]'
-    inputs = payload["inputs"]
-    if len(inputs) != 1 or not isinstance(inputs[0], dict):
-        return f"this model takes one input, {INPUT_NAME!r}; got {len(inputs)}"
-    inp = inputs[0]
-    if inp.get("name", INPUT_NAME) != INPUT_NAME:
-        return f"unknown input {inp.get('name')!r}; this model's input is {INPUT_NAME!r}"
-    if inp.get("datatype") != "FP32":
-        return f"input datatype must be FP32, got {inp.get('datatype')!r}"
-    dims = inp.get("shape")
-    if (
-        not isinstance(dims, list)
-        or len(dims) != 4
-        or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
-        or tuple(dims[1:]) != shape
-        or dims[0] < 0
-    ):
+    if len(tensors) != 1:
+        return f"this model takes one input, {INPUT_NAME!r}; got {len(tensors)}"
+    inp = tensors[0]
+    if inp.name != INPUT_NAME:
+        return f"unknown input {inp.name[:60]!r}; this model's input is {INPUT_NAME!r}"
+    if inp.datatype != "FP32":
+        return f"input datatype must be FP32, got {inp.datatype!r}"
+    dims = inp.shape
+    if len(dims) != 4 or tuple(dims[1:]) != shape:
         return f"input shape must be {expected}, got {dims}"
+    if dims[0] == 0:
+        return "the request holds no image (a batch of size 0)"
     if dims[0] > max_batch:
         return f"at most {max_batch} images per request, got {dims[0]}"
-    try:
-        data = np.asarray(inp.get("data"), dtype=np.float32).reshape(-1)
-    except (TypeError, ValueError):
-        return "input data must be a list of numbers"
-    if data.size != int(np.prod(dims)):
-        return f"input data holds {data.size} values, shape {dims} needs {int(np.prod(dims))}"
-    return torch.from_numpy(data.reshape(dims))
+    return torch.from_numpy(np.array(inp.data, dtype=np.float32))  # a copy: binary data arrive read-only
 
 
 # --------------------------------------------------------------------------- running a server

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -13,23 +12,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import oip
 from ..errors import ConfigError, SuspectError, SuspectUnavailableError
 from .base import OutputMode, Suspect, labels_to_one_hot
 from .options import HttpOptions
 
 log = logging.getLogger(__name__)
 
-_HTTP_FLOATS = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
 # Bounds on what a server may send: a JSON float takes at most ~25 characters, so an answer of
 # n rows of K values needs far less than this; metadata is a few hundred bytes.
 ANSWER_BYTES_PER_VALUE = 64
 ANSWER_SLACK_BYTES = 1 << 16
 METADATA_BYTES = 1 << 20
-MAX_INT_DIGITS = 20
 MAX_RETRY_WAIT = 60.0
 #: Answers worth a retry: too many requests, and server errors but 501 (not implemented: it never will be).
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-_HTTP_INTS = ("INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8")
 
 
 class _Aborted(Exception):
@@ -53,7 +50,7 @@ class HttpSuspect(Suspect):
         input_shape, num_classes, max_queries, name: as for :class:`Suspect`.
     """
 
-    negative_hint = "if the server answers logits, serve probabilities instead (a softmax at the end of the model)"
+    negative_hint = "if the server answers logits, declare --outputs logits (the softmax is then applied here)"
 
     def __init__(
         self,
@@ -72,12 +69,16 @@ class HttpSuspect(Suspect):
         parsed = httpx.URL(url) if url.startswith(("http://", "https://")) else None
         if parsed is None or not parsed.host or "/v2/models/" not in parsed.path:
             raise ConfigError(f"{url!r} is not a model URL; give http(s)://host:port/v2/models/NAME")
+        self.logits = output == "logits"  # a server answering scores: the softmax is applied here
         super().__init__(
-            input_shape=input_shape, num_classes=num_classes, output=output or "probs", max_queries=max_queries,
-            name=name or url,
+            input_shape=input_shape, num_classes=num_classes, output="probs" if self.logits else (output or "probs"),
+            max_queries=max_queries, name=name or url,
         )  # fmt: skip
+        if self.logits:
+            output = "probs"
         self.url = url
         self.options = options = options or HttpOptions()
+        self.binary_ = bool(options.binary)
         headers = {"Accept": "application/json"}
         if options.token_env:
             headers["Authorization"] = f"Bearer {read_token(options.token_env)}"
@@ -95,6 +96,8 @@ class HttpSuspect(Suspect):
         try:
             if options.metadata:
                 self._read_metadata(declared=output)
+                if options.binary is None:
+                    self.binary_ = self._speaks_binary()
         except BaseException:
             self._client.close()
             raise
@@ -115,6 +118,19 @@ class HttpSuspect(Suspect):
 
     # ---------------------------------------------------------------- metadata
 
+    def _speaks_binary(self) -> bool:
+        """Whether the server lists the binary tensor data extension (``GET /v2``)."""
+        import httpx
+
+        base = self.url.split("/v2/models/")[0] + "/v2"
+        try:
+            r = self._exchange("GET", base, limit=METADATA_BYTES)
+            meta = oip.parse_json(r.body, f"{base}'s metadata") if r.status == 200 else None
+        except (httpx.HTTPError, SuspectError, oip.ProtocolError):
+            return False
+        extensions = meta.get("extensions") if isinstance(meta, dict) else None
+        return isinstance(extensions, list) and "binary_tensor_data" in extensions
+
     def _read_metadata(self, *, declared: str | OutputMode | None) -> None:
         import httpx
 
@@ -126,8 +142,8 @@ class HttpSuspect(Suspect):
         if r.status in (401, 403):
             raise SuspectError(f"{self.url} refused the request (HTTP {r.status}: {r.message()}); check --token-env")
         try:
-            meta = parse_json(r.body, f"{self.url}'s metadata") if r.status == 200 else None
-        except SuspectError as exc:  # metadata is optional: without it the defaults apply
+            meta = oip.parse_json(r.body, f"{self.url}'s metadata") if r.status == 200 else None
+        except oip.ProtocolError as exc:  # metadata is optional: without it the defaults apply
             log.warning("ignoring the metadata of %s: %s", self.url, exc)
             meta = None
         if not isinstance(meta, dict):
@@ -149,18 +165,26 @@ class HttpSuspect(Suspect):
                         f"{self.url} takes inputs (N, {shown}), the kit expects "
                         f"(N, {', '.join(map(str, self.input_shape))}); serve the model the kit was built for"
                     )
-        outputs = meta.get("outputs")
+        outputs = (
+            [o for o in meta.get("outputs") or [] if isinstance(o, dict)]
+            if isinstance(meta.get("outputs"), list)
+            else []
+        )
+        if self.options.output_name:
+            outputs = [o for o in outputs if o.get("name") == self.options.output_name]
         served = None
-        if isinstance(outputs, list) and outputs and isinstance(outputs[0], dict):
+        if outputs:
             out = outputs[0]
             shape = out.get("shape")
-            if out.get("datatype") in _HTTP_INTS:
+            if out.get("datatype") in oip.INTEGERS:
                 served = OutputMode("label", 1)
             elif isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
                 if shape[1] != self.num_classes:
                     raise SuspectError(f"{self.url} returns {shape[1]} classes, the kit expects {self.num_classes}")
         params = meta.get("parameters")
-        if isinstance(params, dict) and isinstance(params.get("output_mode"), str):
+        if self.logits:
+            served = None  # what a server of scores answers is known: scores; the declared mode truncates
+        elif isinstance(params, dict) and isinstance(params.get("output_mode"), str):
             try:
                 served = OutputMode.parse(params["output_mode"])
             except ConfigError:
@@ -209,7 +233,9 @@ class HttpSuspect(Suspect):
         if slot > now:
             time.sleep(slot - now)
 
-    def _exchange(self, method: str, url: str, *, limit: int, content: bytes | None = None) -> Answer:
+    def _exchange(
+        self, method: str, url: str, *, limit: int, content: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Answer:
         """One request whose whole answer must arrive within ``timeout`` seconds and hold at
         most ``limit`` bytes, before and after decompression.
 
@@ -219,7 +245,6 @@ class HttpSuspect(Suspect):
         import httpx
 
         deadline = time.monotonic() + self.options.timeout
-        headers = {"Content-Type": "application/json"} if content is not None else None
         with self._client.stream(method, url, content=content, headers=headers) as r:
             length = r.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
@@ -231,25 +256,24 @@ class HttpSuspect(Suspect):
                     raise SuspectError(f"{url} sent an answer of more than {limit} bytes; it is not a model's answer")
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"the answer took more than {self.options.timeout} s")
-        return Answer(r.status_code, r.headers.get("Retry-After", ""), bytes(body), r.reason_phrase)
+        return Answer(
+            r.status_code, r.headers.get("Retry-After", ""), bytes(body), r.reason_phrase,
+            r.headers.get(oip.HEADER_LENGTH),
+        )  # fmt: skip
 
     def _request(self, x: torch.Tensor, stop: threading.Event) -> torch.Tensor:
         """One batch: encode, POST with retries (each resend charged first), decode."""
         import httpx
 
         n = len(x)
-        body = {
-            "inputs": [
-                {
-                    "name": self.input_name,
-                    "shape": [n, *self.input_shape],
-                    "datatype": self.input_datatype,
-                    # float() of a float32 is exact, and so is its JSON repr: answers stay bit-identical
-                    "data": x.reshape(-1).tolist(),
-                }
-            ]
-        }
-        content = json.dumps(body, separators=(",", ":")).encode()
+        dtype = oip.DATATYPES[self.input_datatype]
+        image = oip.Tensor(self.input_name, self.input_datatype, x.numpy().astype(dtype.newbyteorder("="), copy=False))
+        header: dict[str, Any] = {}
+        if self.options.output_name:
+            header["outputs"] = [{"name": self.options.output_name, "parameters": {"binary_data": self.binary_}}]
+        elif self.binary_:
+            header["parameters"] = {"binary_data_output": True}
+        content, headers = oip.encode(header, [image], key="inputs", binary=self.binary_)
         limit = ANSWER_BYTES_PER_VALUE * n * self.num_classes + ANSWER_SLACK_BYTES
         last = ""
         retries = self.options.retries
@@ -262,13 +286,13 @@ class HttpSuspect(Suspect):
                 time.sleep(wait)
                 if stop.is_set():
                     raise _Aborted
-                self._charge(n)  # a resend: raises BudgetExhaustedError before anything is sent
+            # a resend of the same images is not charged again: the budget counts the images asked about
             self._wait_for_rate()
             # the next wait: the backoff doubles from try to try; a Retry-After may lengthen one wait,
             # never beyond MAX_RETRY_WAIT, and does not compound into the next
             wait = self.options.backoff * 2**attempt
             try:
-                answer = self._exchange("POST", self.infer_url, limit=limit, content=content)
+                answer = self._exchange("POST", self.infer_url, limit=limit, content=content, headers=headers)
             except httpx.TimeoutException:
                 last = f"no whole answer within {self.options.timeout} s"
                 continue
@@ -284,41 +308,53 @@ class HttpSuspect(Suspect):
             if answer.status != 200:
                 hint = "; check --token-env" if answer.status in (401, 403) else ""
                 raise SuspectError(f"{self.infer_url} answered HTTP {answer.status}: {answer.message()}{hint}")
-            return self._decode(parse_json(answer.body, f"{self.infer_url}'s answer"), n)
+            try:
+                _, tensors = oip.decode(
+                    answer.body, answer.header_length, kind="response", limit=n * self.num_classes * 4
+                )
+            except oip.ProtocolError as exc:
+                raise SuspectError(f"{self.infer_url} answered a malformed message: {exc}") from None
+            return self._decode(tensors, n)
         raise SuspectUnavailableError(
             f"{self.infer_url} failed {retries + 1} times (last: {last}); check the server, "
             "or raise --retries / --timeout"
         )
 
-    def _decode(self, payload: Any, n: int) -> torch.Tensor:
-        outputs = payload.get("outputs") if isinstance(payload, dict) else None
-        if not isinstance(outputs, list) or not outputs or not all(isinstance(o, dict) for o in outputs):
-            raise SuspectError(
-                f"{self.infer_url} answered without 'outputs'; is it an Open Inference Protocol (KServe v2) endpoint?"
-            )
-        chosen = next((o for o in outputs if o.get("datatype") in _HTTP_FLOATS), None)
-        is_label = chosen is None
-        if chosen is None:
-            chosen = next((o for o in outputs if o.get("datatype") in _HTTP_INTS), None)
-        if chosen is None:
-            kinds = ", ".join(str(o.get("datatype")) for o in outputs)
-            raise SuspectError(f"{self.infer_url} answered datatypes {kinds}; expected FP32 scores or INT64 labels")
-        shape = chosen.get("shape")
-        try:
-            dtype = np.int64 if is_label else _HTTP_FLOATS[chosen["datatype"]]
-            data = np.asarray(chosen.get("data"), dtype=dtype).reshape(-1)
-            if not isinstance(shape, list) or int(np.prod(shape)) != data.size:
-                raise ValueError(f"{data.size} values for shape {shape}")
-            data = data.reshape(shape)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SuspectError(f"{self.infer_url} answered a malformed output tensor ({str(exc)[:200]})") from None
-        if is_label:
+    def _decode(self, tensors: list[oip.Tensor], n: int) -> torch.Tensor:
+        """The answer's rows (n, K): the output named ``output_name``, else the first (n, K) float
+        output, else an (n,) integer label output; logits through a softmax, labels one-hot."""
+        if self.options.output_name:
+            chosen = next((t for t in tensors if t.name == self.options.output_name), None)
+            if chosen is None:
+                names = ", ".join(t.name for t in tensors)
+                raise SuspectError(
+                    f"{self.infer_url} answered no output {self.options.output_name!r} (it sent {names})"
+                )
+        else:
+            chosen = next((t for t in tensors if t.datatype in oip.FLOATS and t.data.ndim == 2), None)
+            chosen = chosen or next((t for t in tensors if t.datatype in oip.INTEGERS and t.data.ndim in (1, 2)), None)
+            if chosen is None:
+                kinds = ", ".join(f"{t.name} {t.datatype} {t.shape}" for t in tensors)
+                raise SuspectError(f"{self.infer_url} answered {kinds}; expected (n, K) scores or (n,) labels")
+        if chosen.datatype in oip.INTEGERS:
             if self.backend_output.kind != "label":
                 raise SuspectError(f"{self.infer_url} answers class labels; verify it with --outputs label")
-            return labels_to_one_hot(data, n, self.num_classes, self.name)
-        if data.ndim != 2:
-            raise SuspectError(f"{self.name} returned shape {tuple(data.shape)} for {n} queries, expected ({n}, K)")
-        return torch.from_numpy(data.astype(np.float32, copy=False))
+            return labels_to_one_hot(chosen.data, n, self.num_classes, self.name)
+        if chosen.datatype not in oip.FLOATS or chosen.data.ndim != 2:
+            raise SuspectError(
+                f"{self.name} returned {chosen.datatype} of shape {chosen.shape} for {n} queries, expected ({n}, K)"
+            )
+        out = torch.from_numpy(np.array(chosen.data, dtype=np.float32))  # a copy: the message may be read-only
+        if self.logits:
+            if out.shape[0] == n and torch.isfinite(out).all():
+                return torch.softmax(out, dim=1)
+            return out  # the base's checks name what is wrong
+        if self.served_output_ is None and self.output.kind != "probs":
+            # a server that does not say what it answers: full probabilities are truncated here
+            if ((out > 0).sum(dim=1) > self.output.k).any():
+                log.info("%s answers full probabilities: truncated to %s here", self.infer_url, self.output)
+                self.served_output_ = OutputMode("probs")
+        return out
 
     def close(self) -> None:
         if self._pool_ is not None:
@@ -335,12 +371,13 @@ class Answer:
     retry_after: str
     body: bytes
     reason: str
+    header_length: str | None = None
 
     def message(self) -> str:
         """The error the server put in its answer: JSON ``error``/``detail``, else the text's start."""
         try:
-            parsed = parse_json(self.body, "the answer")
-        except SuspectError:
+            parsed = oip.parse_json(self.body, "the answer")
+        except oip.ProtocolError:
             parsed = None
         if isinstance(parsed, dict):
             for key in ("error", "detail", "message"):
@@ -348,23 +385,6 @@ class Answer:
                     return " ".join(parsed[key].split())[:300]
         text = " ".join(self.body[:2000].decode("utf-8", "replace").split())
         return text[:300] or self.reason or "no message"
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"a number of {len(text)} digits")
-    return int(text)
-
-
-def parse_json(body: bytes, what: str) -> Any:
-    """JSON from an untrusted server: a SuspectError, not a crash, for bad encodings, nesting
-    bombs and integers of absurd length."""
-    try:
-        return json.loads(body, parse_int=_bounded_int)
-    except RecursionError:
-        raise SuspectError(f"{what} is nested too deeply to be a model's answer") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, our own
-        raise SuspectError(f"{what} is not valid JSON ({str(exc)[:120]})") from None
 
 
 def read_token(env: str) -> str:

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ..options import option
 
 #: The options ``uapfp verify`` takes as flags.
-HTTP_FLAGS = ("timeout", "retries", "concurrency", "rate_limit", "token_env", "batch_size")
+HTTP_FLAGS = ("timeout", "retries", "concurrency", "rate_limit", "token_env", "batch_size", "output_name")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,12 @@ class HttpOptions:
         default=None, metadata=option("HTTP: environment variable holding a bearer token", metavar="VAR")
     )
     batch_size: int = field(default=200, metadata=option("HTTP: images per request"))
+    output_name: str | None = field(
+        default=None, metadata=option("HTTP: the output to read, by name (default: the first (N, K) scores)")
+    )
     metadata: bool = True
+    #: the binary tensor data extension: None uses it when the server lists it (GET /v2)
+    binary: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:

@@ -70,8 +70,6 @@ class Scheme:
 def _open_http(r: Request) -> Suspect:
     from .http import HttpSuspect
 
-    if r.output == "logits":
-        raise ConfigError("--outputs logits applies to ONNX models only; a server answers probs, topk:K or label")
     input_shape, num_classes = r.shape()
     return HttpSuspect(
         r.spec, input_shape=input_shape, num_classes=num_classes, output=r.output, max_queries=r.max_queries,
@@ -153,9 +151,9 @@ def open_suspect(
 ) -> Suspect:
     """Open the suspect named by ``spec`` (see the module's list of schemes).
 
-    ``output`` is the answer mode (``probs``, ``topk:K``, ``label``); for ONNX it may also be
-    ``logits`` (see :class:`~uapfp.suspects.onnx_runtime.OnnxSuspect`); None means the
-    backend's default (probabilities; for HTTP the mode the server advertises). ``http``
+    ``output`` is the answer mode (``probs``, ``topk:K``, ``label``); for ONNX and HTTP it may
+    also be ``logits`` (the softmax is then applied here); None means the backend's default
+    (probabilities; ONNX detects logits; HTTP takes the mode the server advertises). ``http``
     configures a remote suspect and is refused for the others, as ``weights`` is for all but
     ``package.module:factory``. A zoo card carries its input shape and class count; every
     other spec needs ``input_shape`` and ``num_classes``.
