@@ -238,6 +238,19 @@ class Kit:
         self.sha256 = sha256_file(path / "manifest.json")
         return self
 
+    def describe(self) -> dict[str, Any]:
+        """What a verdict's evidence says of the kit: its identity, victim, data, zoo and settings."""
+        m = self.info["models"]
+        return {
+            "sha256": self.sha256, "signed_by": self.signed_by, "victim": self.info["victim"],
+            "dataset": self.info.get("dataset"), "created": self.info.get("created"),
+            "zoo_summary": f"{self.info.get('zoo')}: {len(m['train'])} models train the encoder, "
+            f"{len(m['calibration'])} calibrate the test, {len(m['heldout'])} held out, "
+            f"{len(self.info.get('siblings', []))} siblings",
+            "method": self.config.method, "alpha": self.config.alpha, "test": self.config.null,
+            "calibration": self.config.calibration, "uap": self.info.get("uap"), "versions": self.info.get("versions"),
+        }  # fmt: skip
+
     def summary(self) -> str:
         """A few lines describing the kit."""
         u = self.info["uap"]

@@ -66,6 +66,8 @@ class Verdict:
     method: str = "uap"
     channels: list[dict[str, Any]] = field(default_factory=list)
     """Per channel of a combined method: its name, mean similarity, p-value and fingerprints."""
+    null_models: list[float] = field(default_factory=list)
+    """Each calibration (honest) model's score, the suspect's counterpart in the test."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -249,19 +251,14 @@ def score_answers(
         _, sims, null = channels[0]
         p = scoring.test.p_value(sims, np.asarray(null, dtype=np.float64))
         stat, stat_std, null_mean, per_set = float(sims.mean()), float(sims.std()), float(null.mean()), sims
-        null_count = int(null.shape[0])
+        null_count, null_models = int(null.shape[0]), null.mean(dim=1)
     else:
         z, z_null = standardise(
             torch.stack([s.mean() for _, s, _ in channels]), torch.stack([n.mean(dim=1) for _, _, n in channels])
         )
         p = scoring.test.p_value(z.reshape(1), z_null.reshape(-1, 1).numpy())
-        stat, stat_std, null_mean, per_set, null_count = (
-            float(z),
-            0.0,
-            float(z_null.mean()),
-            torch.zeros(0),
-            len(z_null),
-        )
+        stat, stat_std, null_mean, per_set = float(z), 0.0, float(z_null.mean()), torch.zeros(0)
+        null_count, null_models = len(z_null), z_null
     parts = [
         {"method": ch.name, "similarity": round(float(sims.mean()), 6),
          "p_value": float(scoring.test.p_value(sims, np.asarray(null, dtype=np.float64))), "fingerprints": len(sims)}
@@ -271,5 +268,6 @@ def score_answers(
     return Verdict(
         verdict=verdict, similarity=stat, similarity_std=stat_std, p_value=p, null_mean=null_mean,
         null_count=null_count, fingerprints=min(counts), seconds=time.perf_counter() - start,
-        per_fingerprint=[round(float(v), 6) for v in per_set], message=message, channels=parts, **common,
+        per_fingerprint=[round(float(v), 6) for v in per_set], message=message, channels=parts,
+        null_models=[round(float(v), 6) for v in null_models], **common,
     )  # fmt: skip

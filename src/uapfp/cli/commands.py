@@ -108,7 +108,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     scoring = Scoring.of(kit, method=args.method, alpha=args.alpha)
     fingerprint_count(kit, args.fingerprints, scoring.method)
     out = check_output_path(args.json, "verdict") if args.json else None
+    report = check_output_path(args.report, "report") if args.report else None
     qlog = args.query_log or (out.with_suffix(".queries.jsonl") if out else None)
+    if report is not None and qlog is None:
+        qlog = report.with_suffix(".queries.jsonl")
     if qlog is not None:
         check_output_path(qlog, "query log")
         if out is not None and Path(qlog).resolve() == out.resolve():
@@ -125,10 +128,53 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         suspect.close()
     print(verdict.render())
+    record = evidence(verdict, kit, qlog)
     if out:
-        write_json(out, {**verdict.to_dict(), "query_log": str(qlog) if qlog else None})
+        write_json(out, record)
         print(f"verdict written to {out}" + (f", queries logged to {qlog}" if qlog else ""))
+    if report:
+        from ..report import verdict_report
+        from ..storage import atomic_open
+
+        with atomic_open(report, "w") as handle:
+            handle.write(verdict_report(record))
+        print(f"report written to {report}")
     return _verdict_code(verdict)
+
+
+def evidence(verdict: Any, kit: Any, query_log: Path | str | None) -> dict[str, Any]:
+    """The verdict with what makes it evidence: the kit, the query log's hash, the command, versions, machine."""
+    import datetime as _dt
+    import platform
+
+    from .. import __version__
+    from ..storage import sha256_file
+
+    log_path = Path(query_log) if query_log else None
+    return {
+        **verdict.to_dict(),
+        "query_log": str(log_path) if log_path else None,
+        "query_log_sha256": sha256_file(log_path) if log_path and log_path.is_file() else None,
+        "kit": kit.describe(),
+        "command": "uapfp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("uapfp") else None,
+        "environment": {"uapfp": __version__, "python": platform.python_version(), "platform": platform.platform(),
+                        "machine": platform.machine()},  # fmt: skip
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import verdict_report
+    from ..storage import atomic_open, check_output_path, read_json
+
+    record = read_json(args.verdict)
+    if not isinstance(record, dict) or "verdict" not in record:
+        raise ConfigError(f"{args.verdict} is not a verdict written by uapfp verify --json")
+    out = check_output_path(args.out or str(Path(args.verdict).with_suffix(".html")), "report")
+    with atomic_open(out, "w") as handle:
+        handle.write(verdict_report(record))
+    print(f"report written to {out}")
+    return 0
 
 
 def _verdict_code(verdict) -> int:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from .commands import (
     cmd_keygen,
     cmd_protect,
     cmd_recheck,
+    cmd_report,
     cmd_serve,
     cmd_verify,
     cmd_zoo_build,
@@ -111,6 +112,7 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget")
     p.add_argument("--json", default=None, help="write the verdict here (the query log goes beside it)")
     p.add_argument("--query-log", default=None, help="JSON Lines query log (default: beside --json)")
+    p.add_argument("--report", default=None, metavar="FILE.html", help="write a self-contained HTML report here")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_verify)
@@ -154,6 +156,12 @@ def _evaluate_flags(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+def _report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("verdict", help="a verdict written by uapfp verify --json")
+    p.add_argument("--out", default=None, help="the HTML file (default: beside the verdict)")
+    p.set_defaults(func=cmd_report)
+
+
 def _keygen_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="writes OUT.pem (private) and OUT.pub (public)")
     p.set_defaults(func=cmd_keygen)
@@ -184,6 +192,7 @@ COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], N
     ),
     "evaluate": ("score every held-out zoo model with a kit", None, _evaluate_flags),
     "bench": ("benchmarks (speed, detection quality); reports name the machine", None, _bench_flags),
+    "report": ("render a verdict as a self-contained HTML report (evidence to hand on)", None, _report_flags),
     "keygen": (
         "make an Ed25519 key pair to sign kits with (protect --sign, verify --trusted-key)",
         None,

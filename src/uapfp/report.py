@@ -1,0 +1,154 @@
+"""Evidence an IP team can hand on: one self-contained HTML file per verdict.
+
+:func:`verdict_report` renders what ``uapfp verify --json`` wrote (the verdict, the kit's
+identity, the query log's hash): the verdict in one sentence and what it does not say, the
+suspect's score against the honest models' as a figure, every channel's score and p-value, the
+per-set similarities, the kit, the queries spent and the command that rechecks them, versions,
+machine and times. Figures are drawn by matplotlib and embedded as PNG: the file needs no
+network, and printing it from a browser gives a clean PDF.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: Georgia, 'DejaVu Serif', serif; max-width: 52rem; margin: 2rem auto; color: #111; line-height: 1.45 }}
+h1 {{ font-size: 1.5rem; margin-bottom: .2rem }} h2 {{ font-size: 1.1rem; margin-top: 1.6rem; border-bottom: 1px solid #ccc }}
+.verdict {{ font-size: 1.25rem; padding: .8rem 1rem; border-left: .4rem solid {colour}; background: #f6f6f6 }}
+table {{ border-collapse: collapse; width: 100%; font-size: .9rem }} td, th {{ border: 1px solid #ccc; padding: .25rem .5rem; text-align: left }}
+code, .mono {{ font-family: 'DejaVu Sans Mono', monospace; font-size: .82rem; word-break: break-all }}
+img {{ max-width: 100%; }} .caveat {{ color: #444; font-size: .92rem }}
+@media print {{ body {{ margin: 0 }} h2 {{ page-break-after: avoid }} img {{ page-break-inside: avoid }} }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figure_against_honest(record: dict[str, Any]) -> str:
+    """The suspect's score (a line) against the honest calibration models' (dots and a histogram)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    null = [v for v in record.get("null_models") or [] if v is not None]
+    score = record.get("similarity")
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    if null:
+        ax.hist(null, bins=min(20, max(5, len(null) // 2)), color="#9bb7d4", edgecolor="white", label="honest models")
+        ax.plot(null, [0.1] * len(null), "|", color="#1f4e79", markersize=14)
+    if score is not None:
+        ax.axvline(score, color="#b22222", linewidth=2.5, label="the suspect")
+    ax.set_xlabel("combined statistic" if len(record.get("channels") or []) > 1 else "similarity to the victim")
+    ax.set_yticks([])
+    ax.legend(loc="upper left", frameon=False)
+    ax.set_title("The suspect against the honest models the kit knows")
+    return _png(fig)
+
+
+def _figure_per_set(record: dict[str, Any]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sims = record.get("per_fingerprint") or []
+    if not sims:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    ax.bar(range(1, len(sims) + 1), sims, color="#555")
+    ax.set_xlabel("query set")
+    ax.set_ylabel("similarity")
+    ax.set_title("Similarity on each query set")
+    return _png(fig)
+
+
+def _rows(pairs: list[tuple[str, Any]]) -> str:
+    return "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+
+
+def sentence(record: dict[str, Any]) -> str:
+    """The verdict in one sentence."""
+    v, p, alpha = record.get("verdict"), record.get("p_value"), record.get("alpha")
+    suspect = html.escape(str(record.get("suspect")))
+    if v == "piracy":
+        return (f"The suspect <b>{suspect}</b> is closer to the victim than honest models are: "
+                f"<b>piracy</b> at significance {alpha} (p = {p:.3g}).")  # fmt: skip
+    if v == "not shown":
+        return (f"The suspect <b>{suspect}</b> is <b>not shown</b> to be a copy: its similarity is usual for an honest "
+                f"model (p = {p:.3g}, significance {alpha}). This does not prove it is not one.")  # fmt: skip
+    return (f"The verification of <b>{suspect}</b> is <b>inconclusive</b>: {html.escape(str(record.get('message')))}. "
+            "What was measured is below.")  # fmt: skip
+
+
+def verdict_report(record: dict[str, Any]) -> str:
+    """The HTML report of a verdict record (what ``uapfp verify --json`` writes)."""
+    kit = record.get("kit") or {}
+    colour = {"piracy": "#b22222", "not shown": "#2e7d32"}.get(str(record.get("verdict")), "#b8860b")
+    per_set = _figure_per_set(record)
+    channels = record.get("channels") or []
+    channel_rows = "".join(
+        f"<tr><td>{html.escape(c['method'])}</td><td>{c['similarity']:.4f}</td><td>{c['p_value']:.3g}</td>"
+        f"<td>{c['fingerprints']}</td></tr>"
+        for c in channels
+    )  # fmt: skip
+    recheck = f"uapfp recheck --kit KIT --log {html.escape(str(record.get('query_log')))}" if record.get("query_log") else "(no query log was written)"
+    body = f"""
+<h1>Was this classifier copied from ours?</h1>
+<p class="mono">{html.escape(str(record.get("finished") or ""))}</p>
+<p class="verdict">{sentence(record)}</p>
+<h2>What this verdict does not say</h2>
+<p class="caveat">The p-value says how unusual the suspect's score is among the honest models the kit was
+calibrated with. It is exact for suspects like those models (the zoo's architectures and training
+recipes); for a suspect unlike every model of the zoo it can be wrong in either direction; the
+families benchmark of uapfp (docs/results-fmnist.md) says how often, for families the zoo never held.
+A verdict is evidence about the suspect's answers to {record.get("queries")} queries, not about how
+it was made; "not shown" is not proof of innocence.</p>
+<h2>The suspect against honest models</h2>
+<img alt="the suspect's score against the honest models'" src="{_figure_against_honest(record)}">
+<table>{_rows([
+    ("method", html.escape(str(record.get("method")))),
+    ("score" if len(channels) > 1 else "similarity", f"{record.get('similarity'):.4f}" if record.get("similarity") is not None else "n/a"),
+    ("p-value", f"{record.get('p_value'):.3g}" if record.get("p_value") is not None else "n/a"),
+    ("significance level", record.get("alpha")),
+    ("test", html.escape(str(record.get("test")))), ("calibration", html.escape(str(record.get("calibration")))),
+    ("honest models", record.get("null_count")),
+])}</table>
+{"<h2>Channels</h2><table><tr><th>method</th><th>similarity</th><th>p-value</th><th>sets</th></tr>" + channel_rows + "</table>" if len(channels) > 1 else ""}
+{f'<h2>Per query set</h2><img alt="similarity per query set" src="{per_set}">' if per_set else ""}
+<h2>The kit</h2>
+<table>{_rows([
+    ("kit SHA-256", f'<span class="mono">{html.escape(str(record.get("kit_sha256")))}</span>'),
+    ("signed by", html.escape(str(record.get("kit_signed_by") or "not checked against a key"))),
+    ("victim", html.escape(f"{kit.get('victim', {}).get('id')} ({kit.get('victim', {}).get('arch')}), "
+                           f"test accuracy {kit.get('victim', {}).get('test_accuracy')}")),
+    ("dataset", html.escape(str(kit.get("dataset")))),
+    ("zoo", html.escape(str(kit.get("zoo_summary")))),
+    ("made", html.escape(str(kit.get("created")))),
+])}</table>
+<h2>Queries and how to check them again</h2>
+<table>{_rows([
+    ("suspect", html.escape(str(record.get("suspect")))), ("answers", html.escape(str(record.get("output_mode")))),
+    ("queries sent", record.get("queries")), ("query sets", f"{record.get('fingerprints')} of {record.get('fingerprints_requested')}"),
+    ("query log", html.escape(str(record.get("query_log")))),
+    ("query log SHA-256", f'<span class="mono">{html.escape(str(record.get("query_log_sha256")))}</span>'),
+    ("recheck", f"<code>{recheck}</code>"),
+    ("command", f"<code>{html.escape(str(record.get('command')))}</code>"),
+])}</table>
+<h2>Versions and machine</h2>
+<table>{_rows([(k, html.escape(str(v))) for k, v in (record.get("environment") or {}).items()] + [("seconds", record.get("seconds"))])}</table>
+"""
+    return PAGE.format(title=html.escape(f"uapfp verdict: {record.get('suspect')}"), colour=colour, body=body)
