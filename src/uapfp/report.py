@@ -31,19 +31,26 @@ img {{ max-width: 100%; }} .caveat {{ color: #444; font-size: .92rem }}
 """
 
 
-def _png(fig: Any) -> str:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def png(fig: Any) -> str:
+    """A figure as a data: URL of a PNG (the figure is closed)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _figure_against_honest(record: dict[str, Any]) -> str:
     """The suspect's score (a line) against the honest calibration models' (dots and a histogram)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     null = [v for v in record.get("null_models") or [] if v is not None]
     score = record.get("similarity")
     fig, ax = plt.subplots(figsize=(7, 2.6))
@@ -56,15 +63,11 @@ def _figure_against_honest(record: dict[str, Any]) -> str:
     ax.set_yticks([])
     ax.legend(loc="upper left", frameon=False)
     ax.set_title("The suspect against the honest models the kit knows")
-    return _png(fig)
+    return png(fig)
 
 
 def _figure_per_set(record: dict[str, Any]) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sims = record.get("per_fingerprint") or []
     if not sims:
         return None
@@ -73,7 +76,7 @@ def _figure_per_set(record: dict[str, Any]) -> str | None:
     ax.set_xlabel("query set")
     ax.set_ylabel("similarity")
     ax.set_title("Similarity on each query set")
-    return _png(fig)
+    return png(fig)
 
 
 def _rows(pairs: list[tuple[str, Any]]) -> str:

@@ -164,15 +164,26 @@ def evidence(verdict: Any, kit: Any, query_log: Path | str | None) -> dict[str, 
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import verdict_report
     from ..storage import atomic_open, check_output_path, read_json
 
-    record = read_json(args.verdict)
-    if not isinstance(record, dict) or "verdict" not in record:
-        raise ConfigError(f"{args.verdict} is not a verdict written by uapfp verify --json")
-    out = check_output_path(args.out or str(Path(args.verdict).with_suffix(".html")), "report")
+    record = read_json(args.record)
+    if not isinstance(record, dict):
+        raise ConfigError(f"{args.record} is not a record uapfp wrote (a verdict, an evaluation or a benchmark)")
+    if "verdict" in record:
+        from ..report import verdict_report
+
+        page = verdict_report(record)
+    else:
+        from ..report_results import results_report
+
+        try:
+            page = results_report(record)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{args.record}: {exc}; give a verdict (verify --json), an evaluation (evaluate --json) "
+                              "or a families benchmark (bench families --out)") from None  # fmt: skip
+    out = check_output_path(args.out or str(Path(args.record).with_suffix(".html")), "report")
     with atomic_open(out, "w") as handle:
-        handle.write(verdict_report(record))
+        handle.write(page)
     print(f"report written to {out}")
     return 0
 
@@ -239,6 +250,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     kit = Kit.load(args.kit)
     out = check_output_path(args.json, "evaluation") if args.json else None
+    report = check_output_path(args.report, "report") if args.report else None
     ev = evaluate(
         kit,
         args.zoo,
@@ -252,6 +264,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if out:
         write_json(out, ev.to_dict())
         print(f"evaluation written to {out}")
+    if report:
+        from ..report_results import evaluation_report
+        from ..storage import atomic_open
+
+        with atomic_open(report, "w") as handle:
+            handle.write(evaluation_report(ev.to_dict()))
+        print(f"report written to {report}")
     return 0
 
 

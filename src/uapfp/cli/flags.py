@@ -104,7 +104,7 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
         "--outputs",
         default=None,
         help="what the suspect returns: probs, topk:K or label (default: probs; HTTP: what the server "
-        "advertises); ONNX also logits (default: detected)",
+        "advertises); ONNX and HTTP also logits (ONNX default: detected)",
     )
     p.add_argument("--method", default=None, help="fingerprint method (default: the kit's); see docs/method.md")
     p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's, 20)")
@@ -153,11 +153,12 @@ def _evaluate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--outputs", default="probs", help="simulate suspects answering probs, topk:K or label")
     p.add_argument("--json", default=None)
+    p.add_argument("--report", default=None, metavar="FILE.html", help="ROC curve, CDF per role, per-arch tables")
     p.set_defaults(func=cmd_evaluate)
 
 
 def _report_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("verdict", help="a verdict written by uapfp verify --json")
+    p.add_argument("record", help="a verdict (verify --json), evaluation (evaluate --json) or benchmark (bench families --out)")
     p.add_argument("--out", default=None, help="the HTML file (default: beside the verdict)")
     p.set_defaults(func=cmd_report)
 
@@ -192,7 +193,7 @@ COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], N
     ),
     "evaluate": ("score every held-out zoo model with a kit", None, _evaluate_flags),
     "bench": ("benchmarks (speed, detection quality); reports name the machine", None, _bench_flags),
-    "report": ("render a verdict as a self-contained HTML report (evidence to hand on)", None, _report_flags),
+    "report": ("render a verdict, evaluation or families benchmark as a self-contained HTML page", None, _report_flags),
     "keygen": (
         "make an Ed25519 key pair to sign kits with (protect --sign, verify --trusted-key)",
         None,

@@ -38,12 +38,13 @@ class HttpSuspect(Suspect):
 
     Speaks to Triton, KServe, MLServer and ``uapfp serve``: ``POST {url}/infer`` with FP32
     images (n, C, H, W), answered by probabilities (n, K), truncated rows, or INT labels (n,).
-    Every row sent counts against ``max_queries``, resends included, and is charged before
-    it is sent, so the budget is never exceeded.
+    Every image asked about counts against ``max_queries``, charged before it is first sent (a
+    resend of a failed request is not charged again), so the budget is never exceeded.
 
     Args:
         url: the model's URL, ``http(s)://host:port/v2/models/NAME``.
-        output: the declared answer mode (``probs``, ``topk:K``, ``label``); None takes the
+        output: the declared answer mode (``probs``, ``topk:K``, ``label``, or ``logits`` for a
+            server answering raw scores: the softmax is applied here); None takes the
             mode the server advertises in its metadata, else ``probs``.
         options: timeouts, retries, concurrency, rate limit, token, batch size, and whether
             to read the model's metadata (``GET {url}``) for its input name, shapes and mode.
