@@ -11,6 +11,8 @@ from .config import ProtectConfig
 from .data import SLICE_NAME, SplitConfig, find_fashion_mnist
 from .protect import protect
 from .render import format_table
+from .report import evidence, verdict_report
+from .storage import atomic_open, write_json
 from .suspects.spec import card_suspect
 from .verify import verify
 from .zoo import PRESETS, Zoo, ZooConfig, build_zoo, zoo_table
@@ -76,8 +78,19 @@ def run_demo(
     heldout = set(kit.info["models"]["heldout"])
     suspects = [c for c in Zoo.load(folder / "zoo").cards if c["id"] in heldout]
     rows = []
+    pages = []
     for card in suspects:
-        v = verify(kit, card_suspect(card))
+        evidence_page = card["role"] == "piracy" and not pages  # one copy's verdict as the page to hand on
+        qlog = folder / "evidence" / f"{card['id']}.queries.jsonl" if evidence_page else None
+        if qlog is not None:
+            qlog.parent.mkdir(parents=True, exist_ok=True)
+        v = verify(kit, card_suspect(card), query_log=qlog)
+        if qlog is not None:
+            record = evidence(v, kit, qlog, command=f"uapfp verify --kit {folder / 'kit'} --suspect {card['_path']}")
+            write_json(qlog.with_name(f"{card['id']}.json"), record)
+            with atomic_open(qlog.with_name(f"{card['id']}.html"), "w") as handle:
+                handle.write(verdict_report(record))
+            pages.append(qlog.with_name(f"{card['id']}.html"))
         rows.append(
             {
                 "suspect": card["id"],
@@ -91,6 +104,8 @@ def run_demo(
     print(format_table(rows))
     correct = sum((r["verdict"] == "piracy") == r["truth"].startswith("piracy") for r in rows)
     print(f"\n{correct}/{len(rows)} verdicts match the truth; demo finished in {time.perf_counter() - start:.0f} s.")
+    for page in pages:
+        print(f"The evidence page of {page.stem}'s verdict (open it in a browser): {page}")
     print(
         "Next: verify a model of your own with\n"
         f"  uapfp verify --kit {folder / 'kit'} --suspect {folder / 'zoo' / 'models' / 'piracy-A-adam-00.json'}"

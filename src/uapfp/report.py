@@ -11,8 +11,11 @@ network, and printing it from a browser gives a clean PDF.
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import io
+import platform
+from pathlib import Path
 from typing import Any
 
 PAGE = """<!doctype html>
@@ -29,6 +32,25 @@ img {{ max-width: 100%; }} .caveat {{ color: #444; font-size: .92rem }}
 {body}
 </body></html>
 """
+
+
+def evidence(verdict: Any, kit: Any, query_log: Path | str | None, *, command: str | None = None) -> dict[str, Any]:
+    """A verdict with what makes it evidence: the kit, the query log's hash, the command, versions,
+    machine and time (what ``uapfp verify --json`` writes and :func:`verdict_report` renders)."""
+    from . import __version__
+    from .storage import sha256_file
+
+    log_path = Path(query_log) if query_log else None
+    return {
+        **verdict.to_dict(),
+        "query_log": str(log_path) if log_path else None,
+        "query_log_sha256": sha256_file(log_path) if log_path and log_path.is_file() else None,
+        "kit": kit.describe(),
+        "command": command,
+        "environment": {"uapfp": __version__, "python": platform.python_version(), "platform": platform.platform(),
+                        "machine": platform.machine()},  # fmt: skip
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def pyplot() -> Any:

@@ -128,7 +128,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         suspect.close()
     print(verdict.render())
-    record = evidence(verdict, kit, qlog)
+    from ..report import evidence
+
+    command = "uapfp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("uapfp") else None
+    record = evidence(verdict, kit, qlog, command=command)
     if out:
         write_json(out, record)
         print(f"verdict written to {out}" + (f", queries logged to {qlog}" if qlog else ""))
@@ -140,27 +143,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
             handle.write(verdict_report(record))
         print(f"report written to {report}")
     return _verdict_code(verdict)
-
-
-def evidence(verdict: Any, kit: Any, query_log: Path | str | None) -> dict[str, Any]:
-    """The verdict with what makes it evidence: the kit, the query log's hash, the command, versions, machine."""
-    import datetime as _dt
-    import platform
-
-    from .. import __version__
-    from ..storage import sha256_file
-
-    log_path = Path(query_log) if query_log else None
-    return {
-        **verdict.to_dict(),
-        "query_log": str(log_path) if log_path else None,
-        "query_log_sha256": sha256_file(log_path) if log_path and log_path.is_file() else None,
-        "kit": kit.describe(),
-        "command": "uapfp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("uapfp") else None,
-        "environment": {"uapfp": __version__, "python": platform.python_version(), "platform": platform.platform(),
-                        "machine": platform.machine()},  # fmt: skip
-        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def cmd_report(args: argparse.Namespace) -> int:
