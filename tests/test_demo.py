@@ -20,6 +20,7 @@ def test_the_demo_runs_and_its_evidence_page_renders(tmp_path, capsys):
     page = next((tmp_path / "demo" / "evidence").glob("*.html"))
     record = json.loads(page.with_suffix(".json").read_text())
     assert str(page) in out and record["verdict"] in ("piracy", "not shown")
+    assert record["method"] == "siblings"  # the default (auto) on a zoo with the victim's siblings
     dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
     assert record["verdict"] in text and f"{record['p_value']:.3g}" in text

@@ -182,3 +182,23 @@ def test_protect_takes_few_flags_and_a_config_file(tmp_path):
     assert len(flags) <= 15, flags
     retired = ("--train-on-calibration", "--augment", "--stratify", "--temperature-jitter")
     assert not set(flags) & set(retired) and "pooled" not in protect.format_help()
+
+
+def test_the_default_method_is_decided_when_the_kit_is_built(tiny_kit, tmp_path):
+    from uapfp.protect import choose_method
+
+    assert ProtectConfig().method == "auto"
+    assert choose_method(8) == "siblings" and choose_method(2) == "siblings" and choose_method(0) == "uap"
+    # a kit never says auto: one that does was not built by protect
+    kit = tmp_path / "kit"
+    shutil.copytree(tiny_kit.path, kit)
+    info = json.loads((kit / "kit.json").read_text())
+    info["config"]["method"] = "auto"
+    (kit / "kit.json").write_text(json.dumps(info))
+    from uapfp.storage import sha256_file
+
+    manifest = json.loads((kit / "manifest.json").read_text())
+    manifest["files"]["kit.json"] = sha256_file(kit / "kit.json")
+    (kit / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(KitIntegrityError, match="decided when it is built"):
+        Kit.load(kit)

@@ -117,9 +117,10 @@ class ProtectConfig(JsonConfig):
                         "architectures, else kit (docs/method.md)", choices=CALIBRATION_CHOICES),
     )  # fmt: skip
     method: str = field(
-        default="uap",
-        metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", or A+B"),
-    )
+        default="auto",
+        metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", A+B, "
+                        "or auto: siblings when the zoo has the victim's siblings, else uap (docs/method.md)"),
+    )  # fmt: skip
     lineage_sets: int = field(default=20, metadata=option("query sets of the methods that read the victim's errors"))
     lineage_per_set: int = field(default=50, metadata=option("held-out images per such set"))
     seed: int = field(default=0, metadata=option("seed of the split, the UAP and the probes"))
@@ -147,7 +148,8 @@ class ProtectConfig(JsonConfig):
             raise ConfigError("train_fraction and calibration_fraction must be in (0, 1)")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
-        check_method_name(self.method)
+        if self.method != "auto":
+            check_method_name(self.method)
         if self.lineage_sets < 2 or self.lineage_per_set < 5:
             raise ConfigError("lineage_sets must be >= 2 and lineage_per_set >= 5")
 

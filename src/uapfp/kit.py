@@ -160,9 +160,10 @@ class Kit:
             raise ConfigError("kit.json holds no settings")
         raw_config = dict(info.pop("config"))
         raw_config.setdefault("calibration", "kit")  # kits made before the field existed
+        raw_config.setdefault("method", "uap")  # kits made before the methods registry: the paper's
         config = ProtectConfig.from_dict(raw_config)
-        if config.calibration == "auto":
-            raise ConfigError("a kit's calibration is decided when it is built")
+        if config.calibration == "auto" or config.method == "auto":
+            raise ConfigError("a kit's calibration and method are decided when it is built")
         ref = load_tensors(path / "reference.safetensors")
         in_dim = int(ref["victim_fingerprints"].shape[-1])
         encoder = build_encoder(config.encoder, in_dim)
@@ -262,5 +263,6 @@ class Kit:
             f"  UAP {u['method']} {u['norm']} xi={u['xi']}: fooling rate {u['fooling_rate_val']} on held-out data\n"
             f"  {self.n_sets} probe sets of {self.probe_images.shape[1]} points; encoder trained on "
             f"{len(m['train'])} models, null from {len(m['calibration'])} homologous models (mean similarity "
-            f"{self.info['null']['mean']}, calibration {self.config.calibration})"
+            f"{self.info['null']['mean']}, calibration {self.config.calibration})\n"
+            f"  verdicts by method {self.config.method} (verify --method to choose another)"
         )

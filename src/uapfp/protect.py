@@ -352,6 +352,9 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         for key, (q, labels) in profile.queries.items()
     }  # fmt: skip
     info["siblings"] = sibling_ids
+    if config.method == "auto":
+        config = replace(config, method=choose_method(len(sibling_ids)))
+        log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     kit = Kit(
         path=None,
         info=info,
@@ -369,6 +372,12 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
     info["encoder_seconds"] = round(time.perf_counter() - start, 1)
     return kit
+
+
+def choose_method(siblings: int) -> str:
+    """The method of ``--method auto``: ``siblings`` when the zoo has two or more of the victim's
+    siblings, else the paper's ``uap`` (decided on the families benchmark's dev half, docs/method.md)."""
+    return "siblings" if siblings >= 2 else "uap"
 
 
 def protect(

@@ -26,7 +26,7 @@ h1 {{ font-size: 1.5rem; margin-bottom: .2rem }} h2 {{ font-size: 1.1rem; margin
 .verdict {{ font-size: 1.25rem; padding: .8rem 1rem; border-left: .4rem solid {colour}; background: #f6f6f6 }}
 table {{ border-collapse: collapse; width: 100%; font-size: .9rem }} td, th {{ border: 1px solid #ccc; padding: .25rem .5rem; text-align: left }}
 code, .mono {{ font-family: 'DejaVu Sans Mono', monospace; font-size: .82rem; word-break: break-all }}
-img {{ max-width: 100%; }} .caveat {{ color: #444; font-size: .92rem }}
+img {{ max-width: 100%; }} .grid img {{ width: 49%; }} .caveat {{ color: #444; font-size: .92rem }}
 @media print {{ body {{ margin: 0 }} h2 {{ page-break-after: avoid }} img {{ page-break-inside: avoid }} }}
 </style></head><body>
 {body}

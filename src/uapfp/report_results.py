@@ -14,6 +14,8 @@ from .evaluate import auc
 from .report import PAGE, png, pyplot
 
 ROLE_COLOURS = {"piracy": "#b22222", "homologous": "#1f4e79"}
+HEADERS = {"tpr_at_1pct_fpr": "TPR at 1% FPR", "queries_per_suspect": "queries", "seconds_per_suspect": "s / suspect",
+           "copies_mean": "copies' mean", "honest_mean": "honest mean", "max_p": "max p", "min_p": "min p"}
 
 
 def roc_points(positive: list[float], negative: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +61,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else html.escape("-" if v is None else str(v))
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -128,7 +130,7 @@ def families_report(record: dict[str, Any]) -> str:
        ["method", "auc", "tpr_at_1pct_fpr", "copies", "detected", "honest", "flagged", "queries_per_suspect",
         "seconds_per_suspect"])}
 <img alt="ROC curves" src="{roc_figure(curves, f"{half} half, {output}")}">
-<h3>Similarity per role (the paper's figure 5)</h3>{cdfs}
+<h3>Similarity per role (the paper's figure 5)</h3><div class="grid">{cdfs}</div>
 <h3>Per family</h3>
 {table(per_family, ["method", "family", "copies", "honest", "auc", "copies_mean", "honest_mean", "detected", "flagged"])}
 """)  # fmt: skip

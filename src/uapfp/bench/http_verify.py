@@ -21,6 +21,9 @@ class HttpVerifyConfig:
     seconds: float = field(default=60.0, metadata=option("how long to keep verifying"))
     fingerprints: int = field(default=20, metadata=option("fingerprints per verification (at most the kit's)"))
     outputs: str = field(default="probs", metadata=option("the server's answers: probs, topk:K or label"))
+    method: str | None = field(default=None, metadata=option("fingerprint method (default: the kit's)"))
+    transport: str = field(default="auto", metadata=option("auto (binary where the server lists it), binary or json",
+                                                           choices=("auto", "binary", "json")))  # fmt: skip
     concurrency: int = 4
     batch_size: int = 200
 
@@ -30,6 +33,8 @@ class HttpVerifyReport:
     experiment: str
     suspect: str
     output_mode: str
+    method: str
+    transport: str
     fingerprints: int
     queries_per_verification: int
     batch_size: int
@@ -65,7 +70,9 @@ def http_verify(config: HttpVerifyConfig) -> HttpVerifyReport:
         options += ["--input-shape", f"{c},{h},{w}", "--classes", str(kit.num_classes)]
     if config.weights:
         options += ["--weights", config.weights]
-    http = HttpOptions(concurrency=config.concurrency, batch_size=config.batch_size)
+    binary = {"auto": None, "binary": True, "json": False}[config.transport]
+    http = HttpOptions(concurrency=config.concurrency, batch_size=config.batch_size, binary=binary)
+    used = {}
     t0 = time.perf_counter()
     with ServerProcess.serve(config.suspect, *options) as server:
         startup = time.perf_counter() - t0
@@ -75,7 +82,9 @@ def http_verify(config: HttpVerifyConfig) -> HttpVerifyReport:
                 server.url, input_shape=kit.input_shape, num_classes=kit.num_classes, output=config.outputs,
                 options=http,
             ) as suspect:  # fmt: skip
-                return verify(kit, suspect, fingerprints=n)
+                v = verify(kit, suspect, method=config.method, fingerprints=n)
+                used["binary"] = suspect.binary_
+                return v
 
         once()  # warm-up: first requests, lazy imports
         seconds, queries, verdicts = [], 0, set()
@@ -88,7 +97,8 @@ def http_verify(config: HttpVerifyConfig) -> HttpVerifyReport:
             verdicts.add(v.verdict)
         wall = time.perf_counter() - start
     return HttpVerifyReport(
-        experiment="http-verify", suspect=config.suspect, output_mode=config.outputs, fingerprints=n,
+        experiment="http-verify", suspect=config.suspect, output_mode=config.outputs, method=v.method,
+        transport="binary" if used["binary"] else "json", fingerprints=n,
         queries_per_verification=queries // len(seconds), batch_size=config.batch_size,
         concurrency=config.concurrency, server_startup_seconds=round(startup, 2), verifications=len(seconds),
         wall_seconds=round(wall, 2), verifications_per_minute=round(60 * len(seconds) / wall, 2),
