@@ -83,7 +83,7 @@ def evaluation_report(record: dict[str, Any]) -> str:
 <h1>Held-out evaluation of a kit</h1>
 <p>Method <b>{html.escape(str(record["method"]))}</b>, answers <b>{html.escape(str(record["output_mode"]))}</b>,
 {record["fingerprints"]} query sets, significance {record["alpha"]}; kit <span class="mono">{record["kit_sha256"]}</span>.
-AUC <b>{s["auc"]:.4f}</b>: {s["piracy_detected"]} of {s["piracy_models"]} copies detected,
+AUC <b>{"n/a" if s["auc"] is None else f"{s['auc']:.4f}"}</b>: {s["piracy_detected"]} of {s["piracy_models"]} copies detected,
 {s["homologous_flagged"]} of {s["homologous_models"]} honest models flagged.</p>
 <p class="caveat">Held-out models are of the zoo's architectures and recipes; for suspects unlike
 the zoo, see the families benchmark.</p>

@@ -97,7 +97,9 @@ def detection(config: DetectionConfig) -> DetectionReport:
             resolve_calibration(cards, assignment, replace(cfg, calibration=c)) for c in asked
         ))  # fmt: skip
         fit_calibration = "leave-arch-out" if "leave-arch-out" in calibrations else "kit"
-        kit = fit_kit(zoo, profile, replace(cfg, calibration=fit_calibration), progress=False)
+        # the study of the paper's method (its encoder, tests and calibrations): scored by uap, whatever the default
+        method = "uap" if cfg.method == "auto" else cfg.method
+        kit = fit_kit(zoo, profile, replace(cfg, calibration=fit_calibration, method=method), progress=False)
         for test, calibration in [(t, c) for c in calibrations for t in tests]:
             ev = evaluate(kit, zoo, output=config.outputs, fingerprints=cfg.fingerprints, stored=stored,
                           test=test, calibration=calibration)  # fmt: skip
