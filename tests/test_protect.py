@@ -189,6 +189,7 @@ def test_the_default_method_is_decided_when_the_kit_is_built(tiny_kit, tmp_path)
 
     assert ProtectConfig().method == "auto"
     assert choose_method(8) == "siblings" and choose_method(2) == "siblings" and choose_method(0) == "uap"
+    assert choose_method(8, own_victim=True) == "uap"
     # a kit never says auto: one that does was not built by protect
     kit = tmp_path / "kit"
     shutil.copytree(tiny_kit.path, kit)

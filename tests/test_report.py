@@ -113,3 +113,13 @@ def _decodes(data: str) -> bool:
 
     figure = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("L"), dtype=np.float32)
     return figure.shape[0] > 100 and figure.std() > 10
+
+
+def test_a_crafted_record_injects_no_markup_and_missing_values_render():
+    from uapfp.report import verdict_report
+
+    bad = "<script>alert(1)</script>"
+    page = verdict_report({"verdict": "not shown", "suspect": bad, "p_value": None, "alpha": bad, "queries": bad,
+                           "similarity": float("nan"), "null_models": [0.1, float("nan"), None, 0.2], "kit_sha256": bad,
+                           "environment": {"uapfp": bad}, "channels": [], "per_fingerprint": [0.5, None]})  # fmt: skip
+    assert "<script>" not in page and "&lt;script&gt;" in page and "p = n/a" in page

@@ -152,6 +152,7 @@ def _running(cmd: list[str], ready: list[str], *, cwd: Path, log: Path):  # type
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 def _start_kserve(models: dict[str, tuple[str, str]], folder: Path):  # type: ignore[no-untyped-def]

@@ -129,9 +129,9 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
 
     kit = Kit.load(kit_dir)
     assert verify(kit, s, method="uap").similarity == pytest.approx(1.0, abs=1e-5)
-    # the default method (auto) is siblings on a zoo with the victim's siblings; the victim is no
-    # perfect match there (its deviation from one half of its siblings against the other's)
-    assert kit.config.method == "siblings" and 0.5 < verify(kit, s).similarity < 1
+    # the default method (auto) keeps uap for a user's own victim (its siblings got the zoo's recipe);
+    # under siblings the victim is no perfect match (its deviation from one half against the other's)
+    assert kit.config.method == "uap" and 0.5 < verify(kit, s, method="siblings").similarity < 1
     assert torch.is_tensor(zoo.splits()["pool"])
     # too few architectures for leave-arch-out: the default (auto) calibration fell back to the kit's encoder
     assert Kit.load(kit_dir).config.calibration == "kit" and "calibration kit" in out

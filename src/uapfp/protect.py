@@ -353,7 +353,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     }  # fmt: skip
     info["siblings"] = sibling_ids
     if config.method == "auto":
-        config = replace(config, method=choose_method(len(sibling_ids)))
+        config = replace(config, method=choose_method(len(sibling_ids), own_victim=":" in str(vcard.get("arch"))))
         log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     kit = Kit(
         path=None,
@@ -374,10 +374,12 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     return kit
 
 
-def choose_method(siblings: int) -> str:
+def choose_method(siblings: int, *, own_victim: bool = False) -> str:
     """The method of ``--method auto``: ``siblings`` when the zoo has two or more of the victim's
-    siblings, else the paper's ``uap`` (decided on the families benchmark's dev half, docs/method.md)."""
-    return "siblings" if siblings >= 2 else "uap"
+    siblings and trained the victim itself, else the paper's ``uap`` (decided on the families
+    benchmark's dev half; a user's own victim keeps uap: its siblings get the zoo's recipe, not
+    the user's, docs/method.md)."""
+    return "siblings" if siblings >= 2 and not own_victim else "uap"
 
 
 def protect(

@@ -14,6 +14,7 @@ import base64
 import datetime
 import html
 import io
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -53,29 +54,27 @@ def evidence(verdict: Any, kit: Any, query_log: Path | str | None, *, command: s
     }
 
 
-def pyplot() -> Any:
-    """matplotlib's pyplot on the Agg backend (no display needed)."""
-    import matplotlib
+def figure(width: float, height: float) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes, drawn off-screen (no pyplot: the caller's backend is left alone)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def png(fig: Any) -> str:
-    """A figure as a data: URL of a PNG (the figure is closed)."""
+    """A figure as a data: URL of a PNG."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    pyplot().close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _figure_against_honest(record: dict[str, Any]) -> str:
     """The suspect's score (a line) against the honest calibration models' (dots and a histogram)."""
-    plt = pyplot()
-    null = [v for v in record.get("null_models") or [] if v is not None]
+    null = [v for v in record.get("null_models") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     score = record.get("similarity")
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    score = score if isinstance(score, (int, float)) and math.isfinite(score) else None
+    fig, ax = figure(7, 2.6)
     if null:
         ax.hist(null, bins=min(20, max(5, len(null) // 2)), color="#9bb7d4", edgecolor="white", label="honest models")
         ax.plot(null, [0.1] * len(null), "|", color="#1f4e79", markersize=14)
@@ -89,11 +88,10 @@ def _figure_against_honest(record: dict[str, Any]) -> str:
 
 
 def _figure_per_set(record: dict[str, Any]) -> str | None:
-    plt = pyplot()
-    sims = record.get("per_fingerprint") or []
+    sims = [v for v in record.get("per_fingerprint") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     if not sims:
         return None
-    fig, ax = plt.subplots(figsize=(7, 2.2))
+    fig, ax = figure(7, 2.2)
     ax.bar(range(1, len(sims) + 1), sims, color="#555")
     ax.set_xlabel("query set")
     ax.set_ylabel("similarity")
@@ -101,79 +99,101 @@ def _figure_per_set(record: dict[str, Any]) -> str | None:
     return png(fig)
 
 
+def e(value: Any) -> str:
+    """A record's value as HTML text (a record handed to uapfp report may be crafted)."""
+    return html.escape(str(value))
+
+
+def _p(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
+
+
 def _rows(pairs: list[tuple[str, Any]]) -> str:
-    return "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+    """Table rows; a value is escaped unless it is markup this module made (a ``Markup``)."""
+    return "".join(f"<tr><th>{html.escape(k)}</th><td>{v if isinstance(v, Markup) else e(v)}</td></tr>"
+                   for k, v in pairs)  # fmt: skip
+
+
+class Markup(str):
+    """HTML made here from escaped parts."""
 
 
 def sentence(record: dict[str, Any]) -> str:
     """The verdict in one sentence."""
-    v, p, alpha = record.get("verdict"), record.get("p_value"), record.get("alpha")
-    suspect = html.escape(str(record.get("suspect")))
+    v, p, alpha = record.get("verdict"), _p(record.get("p_value")), e(record.get("alpha"))
+    suspect = e(record.get("suspect"))
     if v == "piracy":
         return (f"The suspect <b>{suspect}</b> is closer to the victim than honest models are: "
-                f"<b>piracy</b> at significance {alpha} (p = {p:.3g}).")  # fmt: skip
+                f"<b>piracy</b> at significance {alpha} (p = {p}).")  # fmt: skip
     if v == "not shown":
         return (f"The suspect <b>{suspect}</b> is <b>not shown</b> to be a copy: its similarity is usual for an honest "
-                f"model (p = {p:.3g}, significance {alpha}). This does not prove it is not one.")  # fmt: skip
+                f"model (p = {p}, significance {alpha}). This does not prove it is not one.")  # fmt: skip
     return (f"The verification of <b>{suspect}</b> is <b>inconclusive</b>: {html.escape(str(record.get('message')))}. "
             "What was measured is below.")  # fmt: skip
+
+
+def _num(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
 
 
 def verdict_report(record: dict[str, Any]) -> str:
     """The HTML report of a verdict record (what ``uapfp verify --json`` writes)."""
     kit = record.get("kit") or {}
+    victim = kit.get("victim") or {}
     colour = {"piracy": "#b22222", "not shown": "#2e7d32"}.get(str(record.get("verdict")), "#b8860b")
     per_set = _figure_per_set(record)
     channels = record.get("channels") or []
     channel_rows = "".join(
-        f"<tr><td>{html.escape(c['method'])}</td><td>{c['similarity']:.4f}</td><td>{c['p_value']:.3g}</td>"
-        f"<td>{c['fingerprints']}</td></tr>"
-        for c in channels
+        f"<tr><td>{e(c.get('method'))}</td><td>{_num(c.get('similarity'), '.4f')}</td><td>{_p(c.get('p_value'))}</td>"
+        f"<td>{e(c.get('fingerprints'))}</td></tr>"
+        for c in channels if isinstance(c, dict)
     )  # fmt: skip
-    recheck = f"uapfp recheck --kit KIT --log {html.escape(str(record.get('query_log')))}" if record.get("query_log") else "(no query log was written)"
+    recheck = f"uapfp recheck --kit KIT --log {record.get('query_log')}" if record.get("query_log") else "(no query log was written)"
+    mono = lambda v: Markup(f'<span class="mono">{e(v)}</span>')  # noqa: E731
+    code = lambda v: Markup(f"<code>{e(v)}</code>")  # noqa: E731
     body = f"""
 <h1>Was this classifier copied from ours?</h1>
-<p class="mono">{html.escape(str(record.get("finished") or ""))}</p>
+<p class="mono">{e(record.get("finished") or "")}</p>
 <p class="verdict">{sentence(record)}</p>
 <h2>What this verdict does not say</h2>
 <p class="caveat">The p-value says how unusual the suspect's score is among the honest models the kit was
 calibrated with. It is exact for suspects like those models (the zoo's architectures and training
 recipes); for a suspect unlike every model of the zoo it can be wrong in either direction; the
 families benchmark of uapfp (docs/results-fmnist.md) says how often, for families the zoo never held.
-A verdict is evidence about the suspect's answers to {record.get("queries")} queries, not about how
+A verdict is evidence about the suspect's answers to {e(record.get("queries"))} queries, not about how
 it was made; "not shown" is not proof of innocence.</p>
 <h2>The suspect against honest models</h2>
 <img alt="the suspect's score against the honest models'" src="{_figure_against_honest(record)}">
 <table>{_rows([
-    ("method", html.escape(str(record.get("method")))),
-    ("score" if len(channels) > 1 else "similarity", f"{record.get('similarity'):.4f}" if record.get("similarity") is not None else "n/a"),
-    ("p-value", f"{record.get('p_value'):.3g}" if record.get("p_value") is not None else "n/a"),
+    ("method", record.get("method")),
+    ("score" if len(channels) > 1 else "similarity", _num(record.get("similarity"), ".4f")),
+    ("p-value", _p(record.get("p_value"))),
     ("significance level", record.get("alpha")),
-    ("test", html.escape(str(record.get("test")))), ("calibration", html.escape(str(record.get("calibration")))),
+    ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
 ])}</table>
 {"<h2>Channels</h2><table><tr><th>method</th><th>similarity</th><th>p-value</th><th>sets</th></tr>" + channel_rows + "</table>" if len(channels) > 1 else ""}
 {f'<h2>Per query set</h2><img alt="similarity per query set" src="{per_set}">' if per_set else ""}
 <h2>The kit</h2>
 <table>{_rows([
-    ("kit SHA-256", f'<span class="mono">{html.escape(str(record.get("kit_sha256")))}</span>'),
-    ("signed by", html.escape(str(record.get("kit_signed_by") or "not checked against a key"))),
-    ("victim", html.escape(f"{kit.get('victim', {}).get('id')} ({kit.get('victim', {}).get('arch')}), "
-                           f"test accuracy {kit.get('victim', {}).get('test_accuracy')}")),
-    ("dataset", html.escape(str(kit.get("dataset")))),
-    ("zoo", html.escape(str(kit.get("zoo_summary")))),
-    ("made", html.escape(str(kit.get("created")))),
+    ("kit SHA-256", mono(record.get("kit_sha256"))),
+    ("signed by", record.get("kit_signed_by") or "not checked against a key"),
+    ("victim", f"{victim.get('id')} ({victim.get('arch')}), test accuracy {victim.get('test_accuracy')}"),
+    ("dataset", kit.get("dataset")),
+    ("zoo", kit.get("zoo_summary")),
+    ("made", kit.get("created")),
 ])}</table>
 <h2>Queries and how to check them again</h2>
 <table>{_rows([
-    ("suspect", html.escape(str(record.get("suspect")))), ("answers", html.escape(str(record.get("output_mode")))),
-    ("queries sent", record.get("queries")), ("query sets", f"{record.get('fingerprints')} of {record.get('fingerprints_requested')}"),
-    ("query log", html.escape(str(record.get("query_log")))),
-    ("query log SHA-256", f'<span class="mono">{html.escape(str(record.get("query_log_sha256")))}</span>'),
-    ("recheck", f"<code>{recheck}</code>"),
-    ("command", f"<code>{html.escape(str(record.get('command')))}</code>"),
+    ("suspect", record.get("suspect")), ("answers", record.get("output_mode")),
+    ("queries sent", record.get("queries")),
+    ("query sets", f"{record.get('fingerprints')} of {record.get('fingerprints_requested')}"),
+    ("query log", record.get("query_log")),
+    ("query log SHA-256", mono(record.get("query_log_sha256"))),
+    ("recheck", code(recheck)),
+    ("command", code(record.get("command"))),
 ])}</table>
 <h2>Versions and machine</h2>
-<table>{_rows([(k, html.escape(str(v))) for k, v in (record.get("environment") or {}).items()] + [("seconds", record.get("seconds"))])}</table>
+<table>{_rows([(str(k), v) for k, v in (record.get("environment") or {}).items()] + [("seconds", record.get("seconds"))])}</table>
 """
-    return PAGE.format(title=html.escape(f"uapfp verdict: {record.get('suspect')}"), colour=colour, body=body)
+    return PAGE.format(title=e(f"uapfp verdict: {record.get('suspect')}"), colour=colour, body=body)

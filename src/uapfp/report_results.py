@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .evaluate import auc
-from .report import PAGE, png, pyplot
+from .report import PAGE, e, figure, png
 
 ROLE_COLOURS = {"piracy": "#b22222", "homologous": "#1f4e79"}
 HEADERS = {"tpr_at_1pct_fpr": "TPR at 1% FPR", "queries_per_suspect": "queries", "seconds_per_suspect": "s / suspect",
@@ -29,8 +29,7 @@ def roc_points(positive: list[float], negative: list[float]) -> tuple[np.ndarray
 
 def roc_figure(curves: dict[str, tuple[list[float], list[float]]], title: str) -> str:
     """ROC curves, one per name: (copies' scores, honest models' scores)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig, ax = figure(5.2, 4.6)
     for name, (pos, neg) in curves.items():
         fpr, tpr = roc_points(pos, neg)
         ax.step(fpr, tpr, where="post", label=f"{name} (AUC {auc(pos, neg):.3f})")
@@ -43,8 +42,7 @@ def roc_figure(curves: dict[str, tuple[list[float], list[float]]], title: str) -
 
 def cdf_figure(by_role: dict[str, list[float]], title: str) -> str:
     """The empirical CDF of the similarity, one curve per role (the paper's figure 5)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = figure(6, 3.4)
     for role, values in by_role.items():
         xs = np.sort(np.asarray(values, dtype=np.float64))
         if len(xs):
@@ -81,10 +79,10 @@ def evaluation_report(record: dict[str, Any]) -> str:
     s = record["summary"]
     body = f"""
 <h1>Held-out evaluation of a kit</h1>
-<p>Method <b>{html.escape(str(record["method"]))}</b>, answers <b>{html.escape(str(record["output_mode"]))}</b>,
-{record["fingerprints"]} query sets, significance {record["alpha"]}; kit <span class="mono">{record["kit_sha256"]}</span>.
-AUC <b>{"n/a" if s["auc"] is None else f"{s['auc']:.4f}"}</b>: {s["piracy_detected"]} of {s["piracy_models"]} copies detected,
-{s["homologous_flagged"]} of {s["homologous_models"]} honest models flagged.</p>
+<p>Method <b>{e(record["method"])}</b>, answers <b>{e(record["output_mode"])}</b>,
+{e(record["fingerprints"])} query sets, significance {e(record["alpha"])}; kit <span class="mono">{e(record["kit_sha256"])}</span>.
+AUC <b>{f"{s['auc']:.4f}" if isinstance(s["auc"], float) else "n/a"}</b>: {e(s["piracy_detected"])} of
+{e(s["piracy_models"])} copies detected, {e(s["homologous_flagged"])} of {e(s["homologous_models"])} honest models flagged.</p>
 <p class="caveat">Held-out models are of the zoo's architectures and recipes; for suspects unlike
 the zoo, see the families benchmark.</p>
 <img alt="ROC curve" src="{roc_figure({"held out": (pos, neg)}, "ROC on the held-out zoo models")}">
@@ -137,8 +135,8 @@ def families_report(record: dict[str, Any]) -> str:
     fams = "; ".join(f"{h}: {', '.join(f)}" for h, f in record.get("families", {}).items())
     body = f"""
 <h1>Families benchmark: suspects of families the zoo never held</h1>
-<p>Zoo <code>{html.escape(str(record["zoo"]))}</code>, kit <code>{html.escape(str(record["kit"]))}</code>,
-significance {record["alpha"]}. Families: {html.escape(fams)}. Decide on the dev half; report the test half.</p>
+<p>Zoo <code>{e(record["zoo"])}</code>, kit <code>{e(record["kit"])}</code>,
+significance {e(record["alpha"])}. Families: {html.escape(fams)}. Decide on the dev half; report the test half.</p>
 {"".join(sections)}
 """
     return PAGE.format(title="uapfp families benchmark", colour="#555", body=body)

@@ -116,6 +116,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         check_output_path(qlog, "query log")
         if out is not None and Path(qlog).resolve() == out.resolve():
             raise ConfigError("--query-log and --json name the same file; give them different paths")
+    if report is not None and any(p is not None and Path(p).resolve() == report.resolve() for p in (out, qlog)):
+        raise ConfigError("--report names the same file as --json or the query log; give it its own path")
     http = from_args(HttpOptions, args)
     suspect = open_suspect(
         args.suspect, input_shape=kit.input_shape, num_classes=kit.num_classes, weights=args.weights,
