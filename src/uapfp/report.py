@@ -104,8 +104,12 @@ def e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _num(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
+
+
 def _p(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
+    return _num(value, ".3g")
 
 
 def _rows(pairs: list[tuple[str, Any]]) -> str:
@@ -130,10 +134,6 @@ def sentence(record: dict[str, Any]) -> str:
                 f"model (p = {p}, significance {alpha}). This does not prove it is not one.")  # fmt: skip
     return (f"The verification of <b>{suspect}</b> is <b>inconclusive</b>: {html.escape(str(record.get('message')))}. "
             "What was measured is below.")  # fmt: skip
-
-
-def _num(value: Any, spec: str) -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
 
 
 def verdict_report(record: dict[str, Any]) -> str:

@@ -10,12 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import auc
+from .evaluate import auc, tally
 from .report import PAGE, e, figure, png
 
 ROLE_COLOURS = {"piracy": "#b22222", "homologous": "#1f4e79"}
 HEADERS = {"tpr_at_1pct_fpr": "TPR at 1% FPR", "queries_per_suspect": "queries", "seconds_per_suspect": "s / suspect",
-           "copies_mean": "copies' mean", "honest_mean": "honest mean", "max_p": "max p", "min_p": "min p"}
+           "max_p": "max p", "min_p": "min p", "piracy_models": "copies", "homologous_models": "honest",
+           "piracy_mean_similarity": "copies' mean", "homologous_mean_similarity": "honest mean",
+           "piracy_detected": "detected", "homologous_flagged": "flagged"}
+#: The columns of a :func:`~uapfp.evaluate.tally` in a table.
+TALLY_COLUMNS = ["piracy_models", "homologous_models", "auc", "piracy_mean_similarity", "homologous_mean_similarity",
+                 "piracy_detected", "homologous_flagged"]
 
 
 def roc_points(positive: list[float], negative: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +80,7 @@ def evaluation_report(record: dict[str, Any]) -> str:
     models = record["models"]
     pos, neg = _split(models)
     archs = sorted({m["arch"] for m in models})
-    per_arch = [{"arch": a, **{k: v for k, v in _tally([m for m in models if m["arch"] == a]).items()}} for a in archs]
+    per_arch = [{"arch": a, **_tally([m for m in models if m["arch"] == a])} for a in archs]
     s = record["summary"]
     body = f"""
 <h1>Held-out evaluation of a kit</h1>
@@ -88,7 +93,7 @@ the zoo, see the families benchmark.</p>
 <img alt="ROC curve" src="{roc_figure({"held out": (pos, neg)}, "ROC on the held-out zoo models")}">
 <img alt="similarity CDF per role" src="{cdf_figure({"piracy": pos, "homologous": neg}, "Similarity per role")}">
 <h2>Per architecture</h2>
-{table(per_arch, ["arch", "copies", "honest", "auc", "copies_mean", "honest_mean", "detected", "flagged"])}
+{table(per_arch, ["arch", *TALLY_COLUMNS])}
 <h2>Per architecture, optimiser and role (the paper's table 2)</h2>
 {table(record.get("groups") or [], ["arch", "optimizer", "role", "n", "mean", "std", "max_p", "min_p"])}
 """
@@ -96,13 +101,8 @@ the zoo, see the families benchmark.</p>
 
 
 def _tally(scores: list[dict[str, Any]]) -> dict[str, Any]:
-    pos, neg = _split(scores)
-    return {
-        "copies": len(pos), "honest": len(neg), "auc": auc(pos, neg) if pos and neg else None,
-        "copies_mean": float(np.mean(pos)) if pos else None, "honest_mean": float(np.mean(neg)) if neg else None,
-        "detected": sum(s["verdict"] == "piracy" for s in scores if s["role"] == "piracy"),
-        "flagged": sum(s["verdict"] == "piracy" for s in scores if s["role"] == "homologous"),
-    }  # fmt: skip
+    """:func:`~uapfp.evaluate.tally` of score records (role, similarity, verdict)."""
+    return tally((s["role"], s["similarity"], s["verdict"]) for s in scores)
 
 
 def families_report(record: dict[str, Any]) -> str:
@@ -130,7 +130,7 @@ def families_report(record: dict[str, Any]) -> str:
 <img alt="ROC curves" src="{roc_figure(curves, f"{half} half, {output}")}">
 <h3>Similarity per role (the paper's figure 5)</h3><div class="grid">{cdfs}</div>
 <h3>Per family</h3>
-{table(per_family, ["method", "family", "copies", "honest", "auc", "copies_mean", "honest_mean", "detected", "flagged"])}
+{table(per_family, ["method", "family", *TALLY_COLUMNS])}
 """)  # fmt: skip
     fams = "; ".join(f"{h}: {', '.join(f)}" for h, f in record.get("families", {}).items())
     body = f"""
