@@ -160,3 +160,43 @@ def test_siblings_are_the_victims_architecture_and_recipe_on_its_data(tmp_path):
     assert split_models(zoo.cards, ProtectConfig(), victim["arch"]) == {}
     with pytest.raises(ConfigError, match="siblings"):
         replace(cfg, siblings=1)
+
+
+def _without_timing(card):
+    timing = {"train_seconds", "wall_seconds", "_path"}
+    return {k: v for k, v in card.items() if k not in timing}
+
+
+def test_a_ray_build_writes_the_sequential_builds_cards_and_weights(tmp_path):
+    """Ray tasks (a local instance with 2 CPUs) and the sequential build, both with one torch thread
+    per model, write the same cards (timing aside) and the same weights; a Ray build resumes too."""
+    import ray
+    import torch
+
+    cfg = preset("tiny", **{**MINI, "piracy_per_cell": 2, "attacks": ("knockoff", "jbda"), "siblings": 2,
+                            "attack_options": {"knockoff": {"budget": 500},
+                                               "jbda": {"seed_size": 150, "rounds": 1, "round_epochs": 1}}})  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sequential = build_zoo(tmp_path / "seq", cfg, progress=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            on_ray = build_zoo(tmp_path / "ray", cfg, progress=False, ray_address="local")
+            assert ray.is_initialized()  # an instance the caller started is left running
+            # Resume: a model whose card is gone is trained again, and only it.
+            gone = tmp_path / "ray" / "models" / "piracy-C-adam-01.json"
+            gone.unlink()
+            stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "models").glob("*.json")}
+            resumed = build_zoo(tmp_path / "ray", cfg, progress=False, ray_address="local")
+        finally:
+            ray.shutdown()
+    finally:
+        torch.set_num_threads(threads)
+    seq = {c["id"]: _without_timing(c) for c in sequential.cards}
+    assert len(seq) == 1 + 2 + 2 + 2  # the victim, 2 piracy and 2 homologous models of C, 2 siblings
+    assert {c["id"]: _without_timing(c) for c in on_ray.cards} == seq
+    assert {c["id"]: _without_timing(c) for c in resumed.cards} == seq
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in (tmp_path / "ray" / "models").glob("*.json")
+               if p.name in stamps)  # fmt: skip
+    assert not list((tmp_path / "ray").rglob("*.tmp"))

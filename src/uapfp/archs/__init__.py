@@ -94,6 +94,11 @@ def trusting(modules: Iterable[str]) -> Iterator[None]:
         del _TRUSTED[len(_TRUSTED) - len(added) :]
 
 
+def trusted_modules() -> list[str]:
+    """The modules trusted on this run (``trusting`` scopes and the environment), e.g. to hand to a worker."""
+    return [*_TRUSTED, *(t.strip() for t in os.environ.get(TRUST_ENV, "").split(",") if t.strip())]
+
+
 def module_of(path: str) -> str:
     """The module of ``package.module:factory``."""
     return path.partition(":")[0]

@@ -49,7 +49,9 @@ def cmd_zoo_build(args: argparse.Namespace) -> int:
     victim = VictimSource(factory=args.victim, weights=args.victim_weights, data=args.victim_data)
     if victim.data and not args.dataset:
         config = replace(config, dataset=DatasetSpec.parse(victim.data).base)
-    zoo = build_zoo(args.out, config, victim=victim, data_dir=args.data_dir, progress=not args.quiet)
+    zoo = build_zoo(
+        args.out, config, victim=victim, data_dir=args.data_dir, progress=not args.quiet, ray_address=args.ray
+    )
     print(format_table(zoo_table(zoo)))
     print(f"\nzoo written to {zoo.path} ({len(zoo.cards)} models)")
     return 0
@@ -145,6 +147,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
             handle.write(verdict_report(record))
         print(f"report written to {report}")
     return _verdict_code(verdict)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from ..render import format_table
+    from ..scan import SUMMARY, ScanSettings, read_targets, scan
+    from ..suspects.options import HttpOptions
+
+    targets = read_targets(args.suspects, args.from_file)
+    http = from_args(HttpOptions, args)
+    settings = ScanSettings(
+        method=args.method, alpha=args.alpha, fingerprints=args.fingerprints, outputs=args.outputs,
+        max_queries=args.max_queries, http=http if http != HttpOptions() else None, trusted_key=args.trusted_key,
+    )  # fmt: skip
+    rows = scan(
+        args.kit, targets, args.out, settings=settings, workers=args.workers, ray_address=args.ray,
+        progress=not args.quiet,
+    )  # fmt: skip
+    table = [
+        {"suspect": r.name, "verdict": r.verdict, "p_value": None if r.p_value is None else f"{r.p_value:.3g}",
+         "similarity": r.similarity, "queries": r.queries, "note": r.error or ("earlier run" if r.resumed else "")}
+        for r in rows
+    ]  # fmt: skip
+    print(format_table(table))
+    decided = sum(r.verdict in ("piracy", "not shown") for r in rows)
+    print(f"\n{decided} of {len(rows)} suspects decided; verdicts in {args.out}, summary in {Path(args.out) / SUMMARY}")
+    return 0 if decided == len(rows) else EXIT_INCONCLUSIVE
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from .commands import (
     cmd_protect,
     cmd_recheck,
     cmd_report,
+    cmd_scan,
     cmd_serve,
     cmd_verify,
     cmd_zoo_build,
@@ -67,6 +68,11 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     b.add_argument("--victim-weights", default=None, help="its weights (.safetensors) or a TorchScript file")
     b.add_argument("--victim-data", default=None, help="its training data: SPEC, SPEC[start:stop] or SPEC@indices.json")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="train the models as Ray tasks: on a local Ray instance, or on the cluster at ADDRESS "
+        "(pip install 'uapfp[ray]'; one CPU and one torch thread per model)",
+    )  # fmt: skip
     b.set_defaults(func=cmd_zoo_build)
     ls = zoo.add_parser("list", help="print a zoo as a table")
     ls.add_argument("zoo", help="zoo folder")
@@ -116,6 +122,31 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_verify)
+
+
+def _scan_flags(p: argparse.ArgumentParser) -> None:
+    from ..suspects.options import HTTP_FLAGS, HttpOptions
+
+    p.add_argument("--kit", required=True)
+    p.add_argument("suspects", nargs="*", metavar="SUSPECT", help="suspect specs, as verify --suspect takes them")
+    p.add_argument(
+        "--from", dest="from_file", default=None, metavar="FILE",
+        help="a file of suspects, one per line: SPEC, or SPEC WEIGHTS for a module:factory (# comments)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, help="folder of the verdicts, query logs and summary.json (resumable)")
+    p.add_argument("--workers", type=int, default=4, help="suspects verified at once (default 4)")
+    p.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="verify as Ray tasks, on a local instance or the cluster at ADDRESS (pip install 'uapfp[ray]')",
+    )  # fmt: skip
+    p.add_argument("--outputs", default=None, help="what the suspects return (as verify --outputs)")
+    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's)")
+    p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's)")
+    p.add_argument("--max-queries", type=int, default=None, help="hard query budget per suspect")
+    p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    add_arguments(p, HttpOptions, only=HTTP_FLAGS)
+    p.set_defaults(func=cmd_scan)
 
 
 def _recheck_flags(p: argparse.ArgumentParser) -> None:
@@ -185,6 +216,7 @@ COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], N
     "zoo": ("build or list a model zoo", None, _zoo_flags),
     "protect": ("build a verification kit from a zoo", None, _protect_flags),
     "verify": ("verify one suspect against a kit", EXIT_CODES, _verify_flags),
+    "scan": ("verify many suspects concurrently: a verdict each and a summary", EXIT_CODES, _scan_flags),
     "recheck": ("recompute a verdict from a query log and the kit", EXIT_CODES, _recheck_flags),
     "serve": (
         "serve a suspect over HTTP (Open Inference Protocol / KServe v2) for tests and demos",

@@ -70,14 +70,19 @@ def _environment() -> dict[str, Any]:
 
 
 def _write_model(
-    out: Path, model_id: str, model: nn.Module | None, card: dict[str, Any], *, weights_file: Path | None = None
+    out: Path,
+    model_id: str,
+    model: nn.Module | dict[str, torch.Tensor] | None,
+    card: dict[str, Any],
+    *,
+    weights_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Write weights (atomically), then the card (atomically): the card marks completion."""
+    """Write weights (a model's or a state dict, atomically), then the card (atomically): the card marks completion."""
     models = out / "models"
     if weights_file is None:
         assert model is not None
         target = models / f"{model_id}.safetensors"
-        sha = save_tensors(target, model.state_dict())
+        sha = save_tensors(target, model if isinstance(model, dict) else model.state_dict())
     else:
         target = models / f"{model_id}{weights_file.suffix}"
         tmp = target.with_name(f".{target.name}.tmp")
@@ -107,19 +112,26 @@ def build_zoo(
     data_dir: str | None = None,
     progress: bool = True,
     dataset: Dataset | None = None,
+    ray_address: str | None = None,
 ) -> Zoo:
     """Train (or resume) a zoo into ``out`` and return it.
 
     Finished models are skipped; a model interrupted mid-training is trained again, and the
     temporary files a killed build left behind are removed. The architectures ``config`` and
     ``victim`` name are the caller's: their code may run (:func:`uapfp.archs.trusting`).
+    With ``ray_address`` (``"local"`` for a Ray instance on this machine, or a cluster's
+    address), the models after the victim train as Ray tasks, one CPU and one torch thread
+    each, and this process writes their weights and cards as they finish
+    (:mod:`uapfp.zoo.distributed`).
     """
     out = Path(out)
     ensure_writable_dir(out)
     victim = victim or VictimSource()
     named = [a for a in (*config.archs, victim.factory) if a and ":" in a]
     with trusting(module_of(a) for a in named):
-        return _build_zoo(out, config, victim, data_dir=data_dir, progress=progress, dataset=dataset)
+        return _build_zoo(
+            out, config, victim, data_dir=data_dir, progress=progress, dataset=dataset, ray_address=ray_address
+        )
 
 
 def remove_orphans(out: Path) -> list[Path]:
@@ -133,8 +145,9 @@ def remove_orphans(out: Path) -> list[Path]:
 
 
 def _build_zoo(
-    out: Path, config: ZooConfig, victim: VictimSource, *, data_dir: str | None, progress: bool, dataset: Dataset | None
-) -> Zoo:
+    out: Path, config: ZooConfig, victim: VictimSource, *, data_dir: str | None, progress: bool,
+    dataset: Dataset | None, ray_address: str | None,
+) -> Zoo:  # fmt: skip
     remove_orphans(out)
     if victim.factory:
         load_factory(victim.factory)  # fail early with a clear message
@@ -199,29 +212,43 @@ def _build_zoo(
         log.info("victim: test accuracy %.4f", victim_acc)
 
         # ---- homologous and piracy models
+        pending = []
         for job in jobs:
-            path = card_path(out, job.id)
-            if card_is_finished(path):
-                card = read_card(path)
-                attack_name = (card.get("attack") or {}).get("name")
-                same = card["job"] == asdict(job) if "job" in card else (
-                    (card["role"], card["arch"], card["optimizer"], attack_name, card["seed"])
-                    == (job.role, job.arch, job.optimizer, job.attack, job.seed)
-                )  # fmt: skip
-                if not same:
-                    raise ConfigError(f"{path} was trained with other settings than this plan; use a new --out folder")
-                if job_train_config(config, job).matches(card.get("train")):
-                    bar.update(1)
-                    continue
-                log.warning("%s was trained with an older recipe (%s); training it again", job.id, card.get("train"))
+            if _is_done(out, config, job):
+                bar.update(1)
+            else:
+                pending.append(job)
+        if ray_address is not None:
+            from .distributed import run_on_ray
+
+            run_on_ray(out, config, pending, data, v_idx, pool_idx, vcard, common, address=ray_address, bar=bar)
+            pending = []
+        for job in pending:
             bar.set_postfix_str(job.id)
-            _train_job(
-                out, config, job, data, x_v, v_idx, pool, victim_model, victim_pred, victim_acc, common, progress
-            )
+            _train_job(out, config, job, data, v_idx, pool, victim_model, victim_pred, victim_acc, common, progress)
             bar.update(1)
     finally:
         bar.close()
     return Zoo.load(out)
+
+
+def _is_done(out: Path, config: ZooConfig, job: Job) -> bool:
+    """Whether ``job``'s model is finished with the current recipe (refusing a card of another plan)."""
+    path = card_path(out, job.id)
+    if not card_is_finished(path):
+        return False
+    card = read_card(path)
+    attack_name = (card.get("attack") or {}).get("name")
+    same = card["job"] == asdict(job) if "job" in card else (
+        (card["role"], card["arch"], card["optimizer"], attack_name, card["seed"])
+        == (job.role, job.arch, job.optimizer, job.attack, job.seed)
+    )  # fmt: skip
+    if not same:
+        raise ConfigError(f"{path} was trained with other settings than this plan; use a new --out folder")
+    if job_train_config(config, job).matches(card.get("train")):
+        return True
+    log.warning("%s was trained with an older recipe (%s); training it again", job.id, card.get("train"))
+    return False
 
 
 def _train_victim(
@@ -273,10 +300,11 @@ def _train_victim(
     return _write_model(out, "victim", model, card)
 
 
-def _train_job(
-    out: Path, config: ZooConfig, job: Job, data: Dataset, x_v: torch.Tensor, v_idx: np.ndarray, pool: torch.Tensor,
-    victim_model: nn.Module, victim_pred: torch.Tensor, victim_acc: float, common: dict[str, Any], progress: bool,
-) -> dict[str, Any]:  # fmt: skip
+def fit_job(
+    config: ZooConfig, job: Job, data: Dataset, v_idx: np.ndarray, pool: torch.Tensor, victim_model: nn.Module,
+    victim_pred: torch.Tensor, victim_acc: float, common: dict[str, Any], progress: bool = False,
+) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+    """Train one homologous, sibling or piracy model: the model and its card (without weights)."""
     start = time.perf_counter()
     c, h, w = data.input_shape
     tc = job_train_config(config, job)
@@ -320,9 +348,23 @@ def _train_job(
         "train_seconds": round(train_seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
         "weights_format": "safetensors",
     }  # fmt: skip
+    return model, card
+
+
+def _train_job(
+    out: Path, config: ZooConfig, job: Job, data: Dataset, v_idx: np.ndarray, pool: torch.Tensor,
+    victim_model: nn.Module, victim_pred: torch.Tensor, victim_acc: float, common: dict[str, Any], progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Train one job in this process and write it (the sequential build)."""
+    model, card = fit_job(config, job, data, v_idx, pool, victim_model, victim_pred, victim_acc, common, progress)
+    return write_job(out, job, model, card)
+
+
+def write_job(out: Path, job: Job, model: nn.Module | dict[str, torch.Tensor], card: dict[str, Any]) -> dict[str, Any]:
+    """Write a trained job's weights and card (atomically, weights first) and log it."""
     card = _write_model(out, job.id, model, card)
     log.info(
         "%s: accuracy %.4f fidelity %.4f queries %d (%.1f s)",
-        job.id, card["test_accuracy"], card.get("fidelity", float("nan")), queries, card["wall_seconds"],
+        job.id, card["test_accuracy"], card.get("fidelity", float("nan")), card["queries"], card["wall_seconds"],
     )  # fmt: skip
     return card

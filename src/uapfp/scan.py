@@ -1,0 +1,257 @@
+"""Verifying many suspects at once (``uapfp scan``): a verdict file and a query log per suspect, and a summary.
+
+Suspects are verified concurrently, by threads of this process (the queries of remote
+suspects overlap; a local model's forward passes release the GIL) or as Ray tasks, locally
+or on a cluster (``ray_address``). Each suspect's verdict is what ``uapfp verify --json``
+writes for it, in ``OUT/NAME.json`` beside ``OUT/NAME.queries.jsonl``; ``OUT/summary.json``
+holds one row per suspect. A scan resumes: a suspect whose verdict file holds a verdict by
+the same kit is not queried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UapfpError
+from .storage import atomic_open, ensure_writable_dir, read_json, write_json
+from .suspects.options import HttpOptions
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One suspect to verify: its spec (as ``uapfp verify --suspect`` takes it), weights, and file name."""
+
+    spec: str
+    weights: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """What every suspect of a scan is verified with (None: the kit's own)."""
+
+    method: str | None = None
+    alpha: float | None = None
+    fingerprints: int | None = None
+    outputs: str | None = None
+    max_queries: int | None = None
+    http: HttpOptions | None = None
+    trusted_key: str | None = None
+
+
+@dataclass
+class ScanRow:
+    """One suspect's line of the summary."""
+
+    name: str
+    spec: str
+    verdict: str
+    p_value: float | None = None
+    similarity: float | None = None
+    queries: int | None = None
+    seconds: float | None = None
+    verdict_file: str | None = None
+    error: str = ""
+    resumed: bool = field(default=False, compare=False)
+
+
+def _name_of(spec: str, weights: str | None) -> str:
+    if "://" in spec:
+        base = spec.rstrip("/").rsplit("/models/", 1)[-1].split("/")[0]
+    elif weights:
+        base = Path(weights).stem
+    else:
+        base = Path(spec.split(":", 1)[1] if spec.startswith(("onnx:", "torchscript:")) else spec).stem
+    return re.sub(r"[^A-Za-z0-9._-]", "_", base).strip("._") or "suspect"
+
+
+def read_targets(specs: list[str], from_file: str | os.PathLike[str] | None = None) -> list[Target]:
+    """The suspects named on the command line and, one per line, in ``from_file`` (``SPEC`` or
+    ``SPEC WEIGHTS``; blank lines and ``#`` comments skipped), each with a unique file name."""
+    pairs: list[tuple[str, str | None]] = [(s, None) for s in specs]
+    if from_file is not None:
+        try:
+            text = Path(from_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the suspect list {from_file} ({exc})") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if len(words) > 2:
+                raise ConfigError(f"{from_file}:{n}: a line is SPEC or SPEC WEIGHTS, got {len(words)} words")
+            pairs.append((words[0], words[1] if len(words) == 2 else None))
+    if not pairs:
+        raise ConfigError("no suspects: name them on the command line or give --from FILE")
+    targets, seen = [], set()
+    for spec, weights in pairs:
+        base = name = _name_of(spec, weights)
+        k = 1
+        while name in seen or name == Path(SUMMARY).stem:
+            k += 1
+            name = f"{base}-{k}"
+        seen.add(name)
+        targets.append(Target(spec, weights, name))
+    return targets
+
+
+def verify_target(kit: Any, target: Target, settings: ScanSettings, query_log: Path) -> dict[str, Any]:
+    """Verify one suspect: the evidence record ``uapfp verify --json`` writes (raises on a bad suspect)."""
+    from .report import evidence
+    from .suspects.spec import open_suspect
+    from .verify import verify
+
+    suspect = open_suspect(
+        target.spec, input_shape=kit.input_shape, num_classes=kit.num_classes, weights=target.weights,
+        output=settings.outputs, max_queries=settings.max_queries, http=settings.http,
+    )  # fmt: skip
+    try:
+        verdict = verify(
+            kit, suspect, method=settings.method, fingerprints=settings.fingerprints, alpha=settings.alpha,
+            query_log=query_log,
+        )  # fmt: skip
+    finally:
+        suspect.close()
+    command = f"uapfp verify --kit {kit.path} --suspect {target.spec}" + (
+        f" --weights {target.weights}" if target.weights else ""
+    )
+    return evidence(verdict, kit, query_log, command=command)
+
+
+def _verify_remote(kit_path: str, settings: ScanSettings, trusted: list[str], target: Target) -> tuple[dict, bytes]:
+    """One suspect, in a Ray worker: its evidence record and query log bytes (written here by the caller)."""
+    from .archs import trusting
+    from .kit import Kit
+
+    with trusting(trusted), tempfile.TemporaryDirectory() as tmp:
+        kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
+        qlog = Path(tmp) / f"{target.name}.queries.jsonl"
+        record = verify_target(kit, target, settings, qlog)
+        return record, qlog.read_bytes()
+
+
+def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
+    return ScanRow(
+        name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
+        similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
+        verdict_file=str(path), resumed=resumed,
+    )  # fmt: skip
+
+
+def _finished(path: Path, kit_sha256: str) -> dict[str, Any] | None:
+    """The verdict record at ``path`` if it is one by this kit (a scan's earlier run), else None."""
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+    except UapfpError:
+        return None
+    ok = isinstance(record, dict) and record.get("kit_sha256") == kit_sha256 and isinstance(record.get("verdict"), str)
+    return record if ok else None
+
+
+def scan(
+    kit_path: str | os.PathLike[str],
+    targets: list[Target],
+    out: str | os.PathLike[str],
+    *,
+    settings: ScanSettings = ScanSettings(),
+    workers: int = 4,
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> list[ScanRow]:
+    """Verify ``targets`` against the kit, ``workers`` at a time (or as Ray tasks), writing
+    ``out/NAME.json``, ``out/NAME.queries.jsonl`` and ``out/summary.json``; return the rows.
+
+    A suspect that fails (unreachable, wrong shape) gets an ``error`` row and the others go on.
+    """
+    from tqdm.auto import tqdm
+
+    from .archs import trusted_modules
+    from .kit import Kit
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    out = ensure_writable_dir(Path(out))
+    kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
+    rows: dict[str, ScanRow] = {}
+    todo = []
+    for t in targets:
+        record = _finished(out / f"{t.name}.json", kit.sha256)
+        if record is not None:
+            rows[t.name] = _row(t, record, out / f"{t.name}.json", resumed=True)
+        else:
+            todo.append(t)
+    if rows:
+        log.info("%d suspects already verified by this kit in %s: not queried again", len(rows), out)
+    bar = tqdm(total=len(targets), initial=len(rows), desc="scan", unit="suspect", disable=not progress)
+
+    def finish(t: Target, record: dict[str, Any] | None, error: str = "") -> None:
+        path = out / f"{t.name}.json"
+        if record is None:
+            rows[t.name] = ScanRow(name=t.name, spec=t.spec, verdict="error", error=error)
+            log.error("%s: %s", t.name, error)
+        else:
+            write_json(path, record)
+            rows[t.name] = _row(t, record, path)
+            log.info("%s: %s (p %.3g)", t.name, record["verdict"], record.get("p_value") or float("nan"))
+        bar.update(1)
+
+    start = time.perf_counter()
+    try:
+        if ray_address is None:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {
+                    pool.submit(verify_target, kit, t, settings, out / f"{t.name}.queries.jsonl"): t for t in todo
+                }
+                for future in as_completed(futures):
+                    t = futures[future]
+                    try:
+                        finish(t, future.result())
+                    except UapfpError as exc:
+                        finish(t, None, str(exc))
+        else:
+            _scan_on_ray(kit_path, todo, settings, out, ray_address, trusted_modules(), finish)
+    finally:
+        bar.close()
+        ordered = [rows[t.name] for t in targets if t.name in rows]
+        write_json(
+            out / SUMMARY,
+            {"kit": str(kit_path), "kit_sha256": kit.sha256, "seconds": round(time.perf_counter() - start, 2),
+             "suspects": [asdict(r) for r in ordered]},
+        )  # fmt: skip
+    return ordered
+
+
+def _scan_on_ray(
+    kit_path: str | os.PathLike[str], todo: list[Target], settings: ScanSettings, out: Path, address: str,
+    trusted: list[str], finish: Any,
+) -> None:  # fmt: skip
+    from .raytasks import run_tasks
+
+    def done(t: Target, result: tuple[dict[str, Any], bytes]) -> None:
+        record, log_bytes = result
+        qlog = out / f"{t.name}.queries.jsonl"
+        with atomic_open(qlog, "wb") as handle:
+            handle.write(log_bytes)
+        finish(t, {**record, "query_log": str(qlog)})
+
+    def failed(t: Target, cause: BaseException) -> None:
+        finish(t, None, str(cause) if isinstance(cause, UapfpError) else f"{type(cause).__name__}: {cause}")
+
+    run_tasks(
+        _verify_remote, {t: (t,) for t in todo}, address=address, done=done, failed=failed,
+        shared=(str(Path(kit_path).resolve()), settings, trusted),
+    )  # fmt: skip

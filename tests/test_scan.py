@@ -1,0 +1,92 @@
+"""``uapfp scan``: many suspects at once, each with the verdict ``uapfp verify`` gives it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from uapfp.cli import EXIT_INCONCLUSIVE, main
+from uapfp.errors import ConfigError
+from uapfp.scan import read_targets
+
+KEYS = ("verdict", "p_value", "similarity", "queries", "method", "kit_sha256", "per_fingerprint", "null_models")
+
+
+def _suspects(tiny_kit, tiny_zoo):
+    held = set(tiny_kit.info["models"]["heldout"])
+    cards = {c["id"]: c for c in tiny_zoo.cards}
+    pick = [next(i for i in sorted(held) if cards[i]["role"] == role) for role in ("piracy", "homologous")]
+    pick.append(sorted(i for i in held if cards[i]["role"] == "piracy")[-1])
+    return [cards[i]["_path"] for i in pick]
+
+
+def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo, tmp_path, capsys):
+    specs = _suspects(tiny_kit, tiny_zoo)
+    expected = []
+    for k, spec in enumerate(specs):
+        main(["-q", "verify", "--kit", str(tiny_kit.path), "--suspect", spec, "--json", str(tmp_path / f"v{k}.json")])
+        expected.append(json.loads((tmp_path / f"v{k}.json").read_text()))
+    assert {e["verdict"] for e in expected} == {"piracy", "not shown"}  # the case can tell a wrong answer
+
+    out = tmp_path / "scan"
+    listing = tmp_path / "suspects.txt"
+    listing.write_text(f"# two from a file\n{specs[1]}\n\n{specs[2]}  # the last copy\n")
+    code = main(["-q", "scan", "--kit", str(tiny_kit.path), specs[0], "--from", str(listing), "--out", str(out),
+                 "--workers", "3"])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["spec"] for r in summary["suspects"]] == specs
+    for row, want in zip(summary["suspects"], expected):
+        got = json.loads((out / f"{row['name']}.json").read_text())
+        assert {k: got[k] for k in KEYS} == {k: want[k] for k in KEYS}
+        assert (out / f"{row['name']}.queries.jsonl").is_file() and got["query_log_sha256"]
+        assert row["verdict"] == want["verdict"]
+    table = capsys.readouterr().out
+    assert "3 of 3 suspects decided" in table
+
+    # A rerun queries nobody again; a suspect that cannot be opened gets an error row, the others go on.
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.queries.jsonl")}
+    code = main(["-q", "scan", "--kit", str(tiny_kit.path), *specs, str(tmp_path / "nothing.onnx"), "--out", str(out)])
+    assert code == EXIT_INCONCLUSIVE
+    rows = json.loads((out / "summary.json").read_text())["suspects"]
+    assert [r["verdict"] for r in rows] == [e["verdict"] for e in expected] + ["error"]
+    assert all(r["resumed"] for r in rows[:3]) and "nothing.onnx" in rows[3]["error"]
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.queries.jsonl")} == stamps
+
+
+def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, tmp_path):
+    import ray
+
+    from uapfp.scan import scan
+
+    targets = read_targets(_suspects(tiny_kit, tiny_zoo))
+    local = scan(tiny_kit.path, targets, tmp_path / "local", workers=3, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = scan(tiny_kit.path, targets, tmp_path / "ray", ray_address="local", progress=False)
+    finally:
+        ray.shutdown()
+    strip = ("seconds", "verdict_file")
+    assert [{k: v for k, v in vars(r).items() if k not in strip} for r in remote] == [
+        {k: v for k, v in vars(r).items() if k not in strip} for r in local
+    ]
+    for r in remote:
+        record = json.loads((tmp_path / "ray" / f"{r.name}.json").read_text())
+        assert record["query_log"] == str(tmp_path / "ray" / f"{r.name}.queries.jsonl")
+        from uapfp.storage import sha256_file
+
+        assert record["query_log_sha256"] == sha256_file(record["query_log"])
+
+
+def test_suspect_lists_name_each_suspect_once(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("models/a.json\nhttp://h:1/v2/models/a\npkg.m:f w/b.safetensors\n")
+    names = [t.name for t in read_targets(["onnx:x/a.onnx"], listing)]
+    assert names == ["a", "a-2", "a-3", "b"]
+    assert read_targets([], listing)[2].weights == "w/b.safetensors"
+    listing.write_text("a b c\n")
+    with pytest.raises(ConfigError, match="list.txt:1"):
+        read_targets([], listing)
+    with pytest.raises(ConfigError, match="no suspects"):
+        read_targets([])
