@@ -36,6 +36,7 @@ TINY_PROTECT = ProtectConfig(
     uap_method="sgd", norm="linf", xi=0.25, uap_images=600, n_probes=30, n_views=8, fingerprints=8,
     calibration_fraction=0.5, encoder=EncoderConfig(steps=400, batch_size=256),
     method="uap",  # the tests of the paper's mechanics count its queries; the default (auto) is tested apart
+    sequential=False,  # and send every set; the sequential test is tested apart (test_sequential.py)
 )  # fmt: skip
 
 

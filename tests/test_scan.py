@@ -67,10 +67,14 @@ def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, tmp_path):
         remote = scan(tiny_kit.path, targets, tmp_path / "ray", ray_address="local", progress=False)
     finally:
         ray.shutdown()
-    strip = ("seconds", "verdict_file")
+    # A Ray worker runs torch on one thread, this process on two: the scores agree to float rounding.
+    strip = ("seconds", "verdict_file", "p_value", "similarity")
     assert [{k: v for k, v in vars(r).items() if k not in strip} for r in remote] == [
         {k: v for k, v in vars(r).items() if k not in strip} for r in local
     ]
+    for r, s in zip(remote, local):
+        assert r.similarity == pytest.approx(s.similarity, abs=1e-5)
+        assert r.p_value == pytest.approx(s.p_value, rel=1e-4)
     for r in remote:
         record = json.loads((tmp_path / "ray" / f"{r.name}.json").read_text())
         assert record["query_log"] == str(tmp_path / "ray" / f"{r.name}.queries.jsonl")

@@ -200,3 +200,16 @@ def test_a_ray_build_writes_the_sequential_builds_cards_and_weights(tmp_path):
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in (tmp_path / "ray" / "models").glob("*.json")
                if p.name in stamps)  # fmt: skip
     assert not list((tmp_path / "ray").rglob("*.tmp"))
+
+
+def test_the_quick_preset_trains_the_victims_recipe_for_the_victim_and_siblings_only():
+    from uapfp.zoo.config import job_train_config, plan_siblings, victim_epochs
+
+    cfg = preset("quick")
+    assert victim_epochs(cfg) == 5 and cfg.epochs == 3
+    jobs = plan_jobs(cfg)
+    assert len(jobs) == 5 * 2 * (1 + 2) and {job_train_config(cfg, j).epochs for j in jobs} == {3}
+    assert {job_train_config(cfg, j).epochs for j in plan_siblings(cfg, cfg.victim_arch)} == {5}
+    assert victim_epochs(preset("small")) == preset("small").epochs  # unset: the victim trains the zoo's epochs
+    with pytest.raises(ConfigError, match="victim_epochs"):
+        preset("quick", victim_epochs=0)

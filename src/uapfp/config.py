@@ -121,6 +121,8 @@ class ProtectConfig(JsonConfig):
         metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", A+B, "
                         "or auto: siblings when the zoo has the victim's siblings, else uap (docs/method.md)"),
     )  # fmt: skip
+    sequential: bool = True
+    """verify stops querying once the sequential test settles the verdict (docs/method.md); False: every set, at alpha."""
     lineage_sets: int = field(default=20, metadata=option("query sets of the methods that read the victim's errors"))
     lineage_per_set: int = field(default=50, metadata=option("held-out images per such set"))
     seed: int = field(default=0, metadata=option("seed of the split, the UAP and the probes"))

@@ -44,6 +44,7 @@ class QueryLog:
         fingerprints: int | None = None,
         alpha: float | None = None,
         method: str = "uap",
+        sequential: bool = False,
     ) -> None:
         self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,7 @@ class QueryLog:
                     "method": method,
                     "fingerprints": fingerprints,
                     "alpha": alpha,
+                    "sequential": sequential,
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
             )
@@ -168,9 +170,14 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
     requested = header.get("fingerprints")
     n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else 0
     n_req = n_req or max((len(a) for a in got.values()), default=0)
+    sequential = header.get("sequential") is True  # then a log that stops early is a settled verdict
     short = [key for key, a in got.items() if len(a) < n_req]
-    message = f"the log holds fewer than {n_req} sets of {', '.join(short)} (budget exhausted)" if short else ""
+    message = (
+        f"the log holds fewer than {n_req} sets of {', '.join(short)} (budget exhausted)"
+        if short and not sequential else ""
+    )  # fmt: skip
     return score_answers(
         kit, {key: torch.stack(a) if a else torch.zeros(0) for key, a in got.items()}, mode=mode, scoring=scoring,
         n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
+        sequential=sequential,
     )  # fmt: skip

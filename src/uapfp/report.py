@@ -126,14 +126,29 @@ def sentence(record: dict[str, Any]) -> str:
     """The verdict in one sentence."""
     v, p, alpha = record.get("verdict"), _p(record.get("p_value")), e(record.get("alpha"))
     suspect = e(record.get("suspect"))
+    at = f"p = {p}"
+    seq = record.get("sequential")
+    if isinstance(seq, dict) and seq.get("settled_after") is not None:
+        at += (f" after {e(seq.get('settled_after'))} query sets, against that look's level "
+               f"{_num(seq.get('level'), '.3g')} of the sequential test")  # fmt: skip
     if v == "piracy":
         return (f"The suspect <b>{suspect}</b> is closer to the victim than honest models are: "
-                f"<b>piracy</b> at significance {alpha} (p = {p}).")  # fmt: skip
+                f"<b>piracy</b> at significance {alpha} ({at}).")  # fmt: skip
     if v == "not shown":
         return (f"The suspect <b>{suspect}</b> is <b>not shown</b> to be a copy: its similarity is usual for an honest "
-                f"model (p = {p}, significance {alpha}). This does not prove it is not one.")  # fmt: skip
+                f"model ({at}, significance {alpha}). This does not prove it is not one."
+                + (f" Note: {html.escape(str(record.get('message')))}." if record.get("message") else ""))  # fmt: skip
     return (f"The verification of <b>{suspect}</b> is <b>inconclusive</b>: {html.escape(str(record.get('message')))}. "
             "What was measured is below.")  # fmt: skip
+
+
+def _sequential(seq: Any) -> str:
+    if not isinstance(seq, dict) or not seq:
+        return "no: every requested set was sent and tested at the significance level"
+    looks = "/".join(str(k) for k in seq.get("looks") or [])
+    if seq.get("settled_after") is None:
+        return f"not settled (looks after {looks} sets)"
+    return f"settled after {seq.get('settled_after')} sets at level {_num(seq.get('level'), '.3g')} (looks after {looks} sets)"
 
 
 def verdict_report(record: dict[str, Any]) -> str:
@@ -169,6 +184,7 @@ it was made; "not shown" is not proof of innocence.</p>
     ("score" if len(channels) > 1 else "similarity", _num(record.get("similarity"), ".4f")),
     ("p-value", _p(record.get("p_value"))),
     ("significance level", record.get("alpha")),
+    ("sequential test", _sequential(record.get("sequential"))),
     ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
 ])}</table>

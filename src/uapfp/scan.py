@@ -4,8 +4,8 @@ Suspects are verified concurrently, by threads of this process (the queries of r
 suspects overlap; a local model's forward passes release the GIL) or as Ray tasks, locally
 or on a cluster (``ray_address``). Each suspect's verdict is what ``uapfp verify --json``
 writes for it, in ``OUT/NAME.json`` beside ``OUT/NAME.queries.jsonl``; ``OUT/summary.json``
-holds one row per suspect. A scan resumes: a suspect whose verdict file holds a verdict by
-the same kit is not queried again.
+holds one row per suspect. A scan resumes: a suspect whose verdict file holds a verdict
+(``piracy`` or ``not shown``) by the same kit, method and alpha is not queried again.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class ScanSettings:
     max_queries: int | None = None
     http: HttpOptions | None = None
     trusted_key: str | None = None
+    sequential: bool | None = None  # None: the kit's setting
 
 
 @dataclass
@@ -120,12 +121,14 @@ def verify_target(kit: Any, target: Target, settings: ScanSettings, query_log: P
     try:
         verdict = verify(
             kit, suspect, method=settings.method, fingerprints=settings.fingerprints, alpha=settings.alpha,
-            query_log=query_log,
+            query_log=query_log, sequential=settings.sequential,
         )  # fmt: skip
     finally:
         suspect.close()
-    command = f"uapfp verify --kit {kit.path} --suspect {target.spec}" + (
-        f" --weights {target.weights}" if target.weights else ""
+    command = (
+        f"uapfp verify --kit {kit.path} --suspect {target.spec}"
+        + (f" --weights {target.weights}" if target.weights else "")
+        + (" --all-sets" if settings.sequential is False else "")
     )
     return evidence(verdict, kit, query_log, command=command)
 
@@ -150,16 +153,22 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
     )  # fmt: skip
 
 
-def _finished(path: Path, kit_sha256: str) -> dict[str, Any] | None:
-    """The verdict record at ``path`` if it is one by this kit (a scan's earlier run), else None."""
+def _finished(path: Path, kit: Any, settings: ScanSettings) -> dict[str, Any] | None:
+    """The verdict record at ``path`` if an earlier run of the scan settled it with this kit, method
+    and alpha, else None (an inconclusive one is tried again)."""
     if not path.is_file():
         return None
     try:
         record = read_json(path)
     except UapfpError:
         return None
-    ok = isinstance(record, dict) and record.get("kit_sha256") == kit_sha256 and isinstance(record.get("verdict"), str)
-    return record if ok else None
+    wanted = {
+        "kit_sha256": kit.sha256,
+        "method": settings.method or kit.config.method,
+        "alpha": settings.alpha if settings.alpha is not None else kit.config.alpha,
+    }
+    ok = isinstance(record, dict) and all(record.get(k) == v for k, v in wanted.items())
+    return record if ok and record.get("verdict") in ("piracy", "not shown") else None
 
 
 def scan(
@@ -189,7 +198,7 @@ def scan(
     rows: dict[str, ScanRow] = {}
     todo = []
     for t in targets:
-        record = _finished(out / f"{t.name}.json", kit.sha256)
+        record = _finished(out / f"{t.name}.json", kit, settings)
         if record is not None:
             rows[t.name] = _row(t, record, out / f"{t.name}.json", resumed=True)
         else:
@@ -206,7 +215,8 @@ def scan(
         else:
             write_json(path, record)
             rows[t.name] = _row(t, record, path)
-            log.info("%s: %s (p %.3g)", t.name, record["verdict"], record.get("p_value") or float("nan"))
+            p = record.get("p_value")
+            log.info("%s: %s (p %s)", t.name, record["verdict"], "n/a" if p is None else f"{p:.3g}")
         bar.update(1)
 
     start = time.perf_counter()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from .encoder import FingerprintEncoder, embed
 from .errors import BudgetExhaustedError, ConfigError, SuspectError, SuspectUnavailableError
 from .kit import Kit
 from .methods import Method, get_method, standardise
+from .sequential import looks
 from .significance import StatTest, get_test
 from .suspects.base import OutputMode, Suspect
 
@@ -68,6 +70,8 @@ class Verdict:
     """Per channel of a combined method: its name, mean similarity, p-value and fingerprints."""
     null_models: list[float] = field(default_factory=list)
     """Each calibration (honest) model's score, the suspect's counterpart in the test."""
+    sequential: dict[str, Any] = field(default_factory=dict)
+    """The sequential test's looks, levels, and the look that settled the verdict (empty: all sets, level alpha)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,6 +93,7 @@ class Verdict:
             f"p-value      {self.p_value:.3g}  ({get_test(self.test).description}, alpha {self.alpha})",
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
+            *([self._sequential_line()] if self.sequential else []),
             f"kit          sha256 {self.kit_sha256}"
             + (f", signed by key {self.kit_signed_by} (checked)" if self.kit_signed_by else " (signature not checked)"),
         ]
@@ -98,6 +103,16 @@ class Verdict:
                 for c in self.channels
             ]
         return "\n".join(lines)
+
+    def _sequential_line(self) -> str:
+        seq = self.sequential
+        looks = "/".join(str(k) for k in seq["looks"])
+        if seq.get("settled_after") is None:
+            return f"sequential   not settled (looks after {looks} sets)"
+        return (
+            f"sequential   settled after {seq['settled_after']} of {self.fingerprints_requested} sets, "
+            f"p against that look's level {seq['level']:.3g} (looks after {looks} sets; overall alpha {self.alpha})"
+        )
 
 
 def check_alpha(alpha: float) -> float:
@@ -160,20 +175,23 @@ def verify(
     test: StatTest | str | None = None,
     calibration: Calibration | str | None = None,
     query_log: str | os.PathLike[str] | None = None,
+    sequential: bool | None = None,
 ) -> Verdict:
     """Query ``suspect`` with the method's sets and test it against the kit's honest null.
 
     The victim's stored answers and the null are truncated to the suspect's output mode, so a
     label-only suspect is compared label to label. ``method``, ``test`` and ``calibration``
-    (objects or names) replace the kit's own. When the suspect's query budget runs out or a
-    remote suspect stops answering, the sets measured so far are reported and the verdict is
-    ``inconclusive``.
+    (objects or names) replace the kit's own. With ``sequential`` (None: the kit's setting, True
+    by default) querying stops once the verdict is settled (:mod:`uapfp.sequential`); with False,
+    every requested set is sent and tested at alpha. When the suspect's query budget runs out or a remote suspect
+    stops answering, the sets measured so far are reported and the verdict is ``inconclusive``.
     """
     from .querylog import QueryLog
 
     start = time.perf_counter()
     scoring = Scoring.of(kit, method=method, test=test, calibration=calibration, alpha=alpha)
     n_req = fingerprint_count(kit, fingerprints, scoring.method)
+    sequential = kit.config.sequential if sequential is None else sequential
     if tuple(suspect.input_shape) != kit.input_shape:
         raise SuspectError(
             f"{suspect.name} takes inputs {suspect.input_shape}, the kit's victim takes {kit.input_shape}"
@@ -184,18 +202,26 @@ def verify(
     q0 = suspect.queries
     plan = query_plan(scoring.method)
     logger = (
-        QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha, method=scoring.method.name)
+        QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha,
+                 method=scoring.method.name, sequential=sequential)
         if query_log else None
     )  # fmt: skip
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     message = ""
     try:
-        for key, channel in plan.items():
-            for s, batch in enumerate(channel.sets(kit)[:n_req]):
-                out = suspect(batch)
-                if logger:
-                    logger.write(key, s, batch, out)
-                answers[key].append(out)
+        for k in looks(n_req) if sequential else [n_req]:
+            for key, channel in plan.items():  # every channel up to the look, then the test
+                sets = channel.sets(kit)
+                for s in range(len(answers[key]), k):
+                    out = suspect(sets[s])
+                    if logger:
+                        logger.write(key, s, sets[s], out)
+                    answers[key].append(out)
+            if sequential and score_answers(
+                kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=0,
+                start=start, sequential=True,
+            ).verdict != INCONCLUSIVE:  # fmt: skip
+                break
     except BudgetExhaustedError as exc:
         message = f"query budget exhausted after {_measured(answers)} of {n_req} sets per query kind ({exc})"
     except SuspectUnavailableError as exc:
@@ -203,11 +229,14 @@ def verify(
     finally:
         if logger:
             logger.close()
-    got = {key: torch.stack(a) if a else torch.zeros(0) for key, a in answers.items()}
     return score_answers(
-        kit, got, mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=suspect.queries - q0,
-        start=start, message=message,
+        kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
+        queries=suspect.queries - q0, start=start, message=message, sequential=sequential,
     )  # fmt: skip
+
+
+def _stacked(answers: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.stack(a) if a else torch.zeros(0) for key, a in answers.items()}
 
 
 def _measured(answers: dict[str, list[torch.Tensor]]) -> str:
@@ -225,8 +254,24 @@ def score_answers(
     queries: int,
     start: float,
     message: str = "",
+    sequential: bool = False,
 ) -> Verdict:
-    """The verdict on answers (query-set name -> (S', n, K)) to the first S' sets of each kind."""
+    """The verdict on answers (query-set name -> (S', n, K)) to the first S' sets of each kind.
+
+    Tested at alpha, or (``sequential``) at the first look of :mod:`uapfp.sequential` that the
+    answers settle; a sequential verdict they do not settle is ``inconclusive`` (with
+    ``message``, or a note that the next look's sets are missing).
+    """
+    if sequential:
+
+        def at(k: int | None, note: str = "") -> Verdict:
+            got = answers if k is None else {key: a[:k] for key, a in answers.items()}
+            return score_answers(
+                kit, got, mode=mode, scoring=scoring, n_req=n_req, name=name, queries=queries, start=start,
+                message=note,
+            )  # fmt: skip
+
+        return _sequential_verdict(at, answers, scoring=scoring, n_req=n_req, message=message)
     method = scoring.method
     common = {
         "suspect": name, "alpha": scoring.alpha, "fingerprints_requested": n_req, "queries": queries,
@@ -265,9 +310,44 @@ def score_answers(
         for ch, sims, null in channels
     ]  # fmt: skip
     verdict = INCONCLUSIVE if message else (PIRACY if p < scoring.alpha else NOT_SHOWN)
-    return Verdict(
+    return _noted(Verdict(
         verdict=verdict, similarity=stat, similarity_std=stat_std, p_value=p, null_mean=null_mean,
         null_count=null_count, fingerprints=min(counts), seconds=time.perf_counter() - start,
         per_fingerprint=[round(float(v), 6) for v in per_set], message=message, channels=parts,
         null_models=[round(float(v), 6) for v in null_models], **common,
-    )  # fmt: skip
+    ))  # fmt: skip
+
+
+def _sequential_verdict(
+    at: Callable[..., Verdict], answers: dict[str, torch.Tensor], *, scoring: Scoring, n_req: int, message: str
+) -> Verdict:
+    """The first look of :mod:`uapfp.sequential` that ``at(k)`` (the verdict at alpha on the first
+    k sets) settles, else ``inconclusive``."""
+    from . import sequential as seq
+
+    points = seq.looks(n_req)
+    lv = seq.levels(scoring.alpha, len(points))
+    info: dict[str, Any] = {"looks": points, "levels": [round(x, 10) for x in lv], "settled_after": None}
+    have = min((len(answers.get(ch.query_key, ())) for ch in scoring.method.channels), default=0)
+    for j, k in enumerate(points):
+        if k > have:
+            break
+        v = at(k)
+        verdict = seq.decision(v.p_value, lv[j], last=j == len(points) - 1)
+        if verdict is not None:
+            return _noted(replace(v, verdict=verdict, sequential={**info, "settled_after": k, "level": lv[j]}))
+    missing = f"the sets of the sequential test's next look are missing ({have} of {n_req} sets)"
+    return replace(at(None, message or missing), sequential=info)
+
+
+def _noted(v: Verdict) -> Verdict:
+    """``v``, with a note when it is ``not shown`` although the suspect outscores every honest model."""
+    if v.verdict == NOT_SHOWN and not v.message and v.null_models and v.similarity > max(v.null_models):
+        return replace(v, message=(
+            f"the suspect scores above all {len(v.null_models)} honest models of the kit, but they are too few, "
+            "or too spread, for a p-value below the level; a zoo with more homologous models gives the test more "
+            "to compare with"
+        ))  # fmt: skip
+    return v
+
+

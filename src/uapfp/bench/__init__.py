@@ -57,6 +57,7 @@ def experiments() -> dict[str, Experiment]:
         http_verify,
         outside,
         robustness,
+        sequential,
         train_speed,
         uap_choice,
         verify_speed,
@@ -70,6 +71,7 @@ def experiments() -> dict[str, Experiment]:
         uap_choice,
         robustness,
         verify_speed,
+        sequential,
         error_agreement,
         outside,
     )

@@ -127,7 +127,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         verdict = verify(
-            kit, suspect, method=scoring.method, fingerprints=args.fingerprints, alpha=args.alpha, query_log=qlog
+            kit, suspect, method=scoring.method, fingerprints=args.fingerprints, alpha=args.alpha, query_log=qlog,
+            sequential=False if args.all_sets else None,
         )
     finally:
         suspect.close()
@@ -159,6 +160,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     settings = ScanSettings(
         method=args.method, alpha=args.alpha, fingerprints=args.fingerprints, outputs=args.outputs,
         max_queries=args.max_queries, http=http if http != HttpOptions() else None, trusted_key=args.trusted_key,
+        sequential=False if args.all_sets else None,
     )  # fmt: skip
     rows = scan(
         args.kit, targets, args.out, settings=settings, workers=args.workers, ray_address=args.ray,

@@ -48,7 +48,7 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     zoo = p.add_subparsers(dest="zoo_command", required=True)
     b = zoo.add_parser("build", help="train a victim, homologous and piracy models (resumable)")
     b.add_argument("--out", required=True, help="zoo folder (rerun with the same folder to resume)")
-    b.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
+    b.add_argument("--preset", default="small", choices=["tiny", "small", "quick", "paper"])
     b.add_argument("--dataset", default=None, help="fashion-mnist, fashion-mnist-slice or imagefolder:PATH")
     b.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     b.add_argument("--archs", default=None, help="comma-separated architectures (registered names or module:factory)")
@@ -58,7 +58,7 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--homologous", type=int, default=None, help="homologous models per architecture and optimizer, in all"
     )
-    b.add_argument("--epochs", type=int, default=None)
+    b.add_argument("--epochs", type=int, default=None, help="epochs of the homologous and piracy models (of the victim and its siblings too, unless the preset sets theirs: quick keeps 5)")
     b.add_argument("--overlap", type=float, default=0.5, help="overlap rate of each D_H with D_V (default 0.5)")
     b.add_argument("--victim-arch", default=None, help="architecture of the victim trained here (default A)")
     b.add_argument(
@@ -116,6 +116,10 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's, 20)")
     p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's, 0.05)")
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget")
+    p.add_argument(
+        "--all-sets", action="store_true",
+        help="send every requested set and test at alpha (default: stop once the sequential test settles)",
+    )  # fmt: skip
     p.add_argument("--json", default=None, help="write the verdict here (the query log goes beside it)")
     p.add_argument("--query-log", default=None, help="JSON Lines query log (default: beside --json)")
     p.add_argument("--report", default=None, metavar="FILE.html", help="write a self-contained HTML report here")
@@ -144,6 +148,7 @@ def _scan_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's)")
     p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's)")
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget per suspect")
+    p.add_argument("--all-sets", action="store_true", help="no early stop: every requested set, tested at alpha")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_scan)

@@ -32,7 +32,7 @@ from ..modelfiles import is_torchscript, load_torchscript, model_with_weights
 from ..storage import ensure_writable_dir, read_json, save_tensors, sha256_bytes, sha256_file, write_json
 from ..suspects.local import TorchSuspect
 from ..training import TrainConfig, predict_logits, train_model
-from .config import Job, ZooConfig, job_train_config, plan_jobs, plan_siblings
+from .config import Job, ZooConfig, job_train_config, plan_jobs, plan_siblings, victim_epochs
 from .folder import ZOO_FORMAT, Zoo
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,8 @@ def _train_victim(
         return _write_model(out, "victim", model, card)
     start = time.perf_counter()
     tc = TrainConfig(
-        optimizer=config.victim_optimizer, batch_size=config.victim_batch_size, epochs=config.epochs, seed=config.seed
+        optimizer=config.victim_optimizer, batch_size=config.victim_batch_size, epochs=victim_epochs(config),
+        seed=config.seed,
     )
     c, h, w = data.input_shape
     torch.manual_seed(config.seed)

@@ -36,6 +36,8 @@ class ZooConfig(JsonConfig):
     ``siblings`` models of the victim's own architecture are trained on exactly D_V with the
     victim's recipe and other seeds: what the victim would have been with another seed. The
     ``siblings`` method reads lineage as the victim's deviation from them (docs/method.md).
+    ``victim_epochs`` (default: ``epochs``) is the victim's recipe, its siblings' too; the
+    homologous and piracy models train ``epochs``.
     """
 
     dataset: str = "fashion-mnist"
@@ -49,6 +51,7 @@ class ZooConfig(JsonConfig):
     victim_optimizer: str = "adam"
     victim_batch_size: int = 128
     epochs: int = 5
+    victim_epochs: int | None = None
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     split: SplitConfig = field(default_factory=SplitConfig)
     include_victim_arch: bool = True
@@ -74,6 +77,8 @@ class ZooConfig(JsonConfig):
             raise ConfigError("piracy models need at least one extraction attack")
         if any(len(r) != 2 or min(r) < 0 for r in self.rounds):
             raise ConfigError("rounds are (piracy, homologous) counts per cell, each >= 0")
+        if self.epochs < 1 or (self.victim_epochs is not None and self.victim_epochs < 1):
+            raise ConfigError("epochs and victim_epochs must be at least 1")
         if self.siblings < 0 or self.siblings == 1:
             raise ConfigError("siblings must be 0, or 2 or more (they are split in two halves)")
 
@@ -95,6 +100,8 @@ PRESETS: dict[str, ZooConfig] = {
         batch_sizes=(128,),
     ),
     "small": ZooConfig(piracy_per_cell=6, homologous_per_cell=9, rounds=((2, 3), (2, 3))),
+    # A kit from nothing in 15 minutes on 2 cores with --ray, detecting less than small (docs/zoo.md).
+    "quick": ZooConfig(optimizers=("sgd", "adam"), piracy_per_cell=1, homologous_per_cell=2, epochs=3, victim_epochs=5),
     "paper": ZooConfig(
         archs=("B", "C", "D", "E"),
         include_victim_arch=False,
@@ -106,7 +113,7 @@ PRESETS: dict[str, ZooConfig] = {
 
 
 def preset(name: str, **overrides: Any) -> ZooConfig:
-    """A named preset (``tiny``, ``small``, ``paper``) with optional field overrides."""
+    """A named preset (``tiny``, ``small``, ``quick``, ``paper``) with optional field overrides."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
@@ -194,6 +201,12 @@ def plan_siblings(config: ZooConfig, arch: str) -> list[Job]:
     ]  # fmt: skip
 
 
+def victim_epochs(config: ZooConfig) -> int:
+    """The epochs of the victim's recipe (its siblings')."""
+    return config.epochs if config.victim_epochs is None else config.victim_epochs
+
+
 def job_train_config(config: ZooConfig, job: Job) -> TrainConfig:
     """The training recipe of one zoo model; a finished model with another recipe is trained again."""
-    return TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=config.epochs, seed=job.seed)
+    epochs = victim_epochs(config) if job.role == "sibling" else config.epochs
+    return TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=epochs, seed=job.seed)

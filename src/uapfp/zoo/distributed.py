@@ -86,8 +86,11 @@ def run_on_ray(
         failures.append(f"{job.id}: {type(cause).__name__}: {cause}")
         log.error("%s failed on Ray: %s", job.id, cause)
 
+    # The longest first (JBDA and CloudLeak train substitutes; siblings are the victim's small net), so that
+    # no long model starts last while the other workers idle.
+    order = sorted(jobs, key=lambda j: (j.attack not in ("jbda", "cloudleak"), j.role == "sibling"))
     run_tasks(
-        _fit_remote, {job: (job,) for job in jobs}, address=address, done=done, failed=failed,
+        _fit_remote, {job: (job,) for job in order}, address=address, done=done, failed=failed,
         shared=(config, data, v_idx, pool_idx, card, weights, common, trusted_modules()),
     )  # fmt: skip
     if failures:

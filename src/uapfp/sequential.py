@@ -1,0 +1,62 @@
+"""The sequential test: stop querying a suspect once its verdict is settled, at the kit's alpha.
+
+A verification requests n query sets per channel. The sequential procedure looks at the
+answers after ``k_1 < k_2 < ... < k_L = n`` sets (:func:`looks`: n/4, n/2 and n). At look j
+it runs the fixed procedure's own test on the first ``k_j`` sets (the suspect's mean
+similarity over those sets against the calibration models' means over the same sets), which
+is a valid test at every look, and compares its p-value with a level of its own
+(:func:`levels`): ``alpha / 10`` at every early look, the rest of ``alpha`` at the last, so
+that the levels sum to ``alpha`` and, by the union bound, an honest suspect is flagged at some
+look with probability at most ``alpha`` whatever the looks' correlation. It stops
+
+- for ``piracy`` when ``p_j`` is below look j's level;
+- for ``not shown`` when ``p_j > FUTILITY`` at an early look (the suspect scores below the
+  honest models' average: a stop that can only remove false alarms, never add one);
+- at the last look, with the verdict of its level.
+
+The test on simulated honest suspects is in ``tests/test_sequential.py``; its agreement with
+the fixed 20-set test and the queries it spends, on held-out zoo models, are measured by
+``uapfp bench sequential`` (docs/method.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+EARLY_SHARE = 0.1  # the share of alpha spent at each early look
+FUTILITY = 0.5  # an early p-value above this settles "not shown"
+
+
+def looks(n: int) -> list[int]:
+    """The numbers of sets after which the answers are tested (n/4, n/2, n; at least 2 each)."""
+    if n < 2:
+        raise ValueError("a verification needs at least 2 sets")
+    return sorted({max(2, n // 4), max(2, n // 2), n})
+
+
+def levels(alpha: float, n_looks: int) -> list[float]:
+    """Each look's significance level: ``alpha * EARLY_SHARE`` early, the rest of alpha at the last."""
+    early = [alpha * EARLY_SHARE] * (n_looks - 1)
+    return [*early, alpha - sum(early)]
+
+
+def decision(p: float, level: float, *, last: bool) -> str | None:
+    """``piracy``, ``not shown``, or None (query on) for a look's p-value and level."""
+    from .verify import NOT_SHOWN, PIRACY
+
+    if p < level:
+        return PIRACY
+    if last or p > FUTILITY:
+        return NOT_SHOWN
+    return None
+
+
+def run(p_after: Callable[[int], float], n: int, alpha: float) -> tuple[str, int, float, float]:
+    """Apply the procedure to ``p_after(k)``, the p-value on the first k sets: (verdict, sets, p, level)."""
+    points = looks(n)
+    for j, (k, level) in enumerate(zip(points, levels(alpha, len(points)))):
+        p = p_after(k)
+        verdict = decision(p, level, last=j == len(points) - 1)
+        if verdict is not None:
+            return verdict, k, p, level
+    raise AssertionError("the last look always decides")
