@@ -50,3 +50,36 @@ def test_user_factory_and_unknown_arch(monkeypatch):
     with pytest.raises(ConfigError, match="unknown architecture 'Z'"):
         create_model("Z")
     assert arch_info("A").description
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "vgg16", "googlenet", "densenet121"])
+def test_cifar_families_take_a_width_multiplier(name):
+    def params(m):
+        return sum(p.numel() for p in m.parameters())
+
+    full = create_model(name, in_channels=3, image_size=(32, 32), num_classes=10)
+    for shape in [(3, (32, 32)), (1, (28, 28))]:
+        small = create_model(f"{name}-w0.25", in_channels=shape[0], image_size=shape[1], num_classes=10).eval()
+        assert small(torch.rand(4, shape[0], *shape[1])).shape == (4, 10)
+    small = create_model(f"{name}-w0.25", in_channels=3, image_size=(32, 32), num_classes=10)
+    assert params(small) < params(full) / 8  # convolutions scale with the square of the width
+    assert "width x0.25" in arch_info(f"{name}-w0.25").description
+
+
+def test_the_published_sizes_of_the_cifar_forms():
+    counts = {name: sum(p.numel() for p in create_model(name, in_channels=3, image_size=(32, 32)).parameters())
+              for name in ("resnet18", "resnet34", "vgg16", "googlenet", "densenet121")}  # fmt: skip
+    # kuangliu/pytorch-cifar's figures: ResNet18 11.2 M, ResNet34 21.3 M, VGG16 14.7 M, GoogLeNet 6.2 M,
+    # DenseNet121 7.0 M parameters (ours: BN without conv biases in VGG, two 3x3 for the 5x5 branch).
+    assert counts["resnet18"] == pytest.approx(11.17e6, rel=0.02)
+    assert counts["resnet34"] == pytest.approx(21.28e6, rel=0.02)
+    assert counts["vgg16"] == pytest.approx(14.73e6, rel=0.02)
+    assert counts["googlenet"] == pytest.approx(6.17e6, rel=0.05)
+    assert counts["densenet121"] == pytest.approx(6.96e6, rel=0.05)
+
+
+def test_a_width_suffix_needs_a_family_that_takes_one():
+    with pytest.raises(ConfigError, match="unknown architecture 'A-w0.5'"):
+        create_model("A-w0.5")
+    with pytest.raises(ConfigError, match="width multiplier"):
+        create_model("resnet18-w0")

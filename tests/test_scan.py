@@ -54,6 +54,11 @@ def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo,
     assert all(r["resumed"] for r in rows[:3]) and "nothing.onnx" in rows[3]["error"]
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.queries.jsonl")} == stamps
 
+    # Other settings are another verification: fewer sets query the suspect again.
+    main(["-q", "scan", "--kit", str(tiny_kit.path), specs[0], "--out", str(out), "--fingerprints", "4"])
+    row = json.loads((out / "summary.json").read_text())["suspects"][0]
+    assert not row["resumed"] and json.loads((out / f"{row['name']}.json").read_text())["fingerprints"] == 4
+
 
 def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, tmp_path):
     import ray

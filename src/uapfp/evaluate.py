@@ -144,7 +144,8 @@ def evaluate(
     full-probability answers (S, n, K) to this kit's sets, e.g. :meth:`uapfp.protect.Profile.stored`)
     skips the queries: each model is scored from its stored answers, truncated to ``output`` as
     the suspect would have answered, with the same result. ``method``, ``test`` and
-    ``calibration`` replace the kit's own.
+    ``calibration`` replace the kit's own. Every requested set is sent and tested at alpha (no
+    sequential stop), so that copies and honest models are scored on the same sets.
     """
     from tqdm.auto import tqdm
 
@@ -164,7 +165,8 @@ def evaluate(
     for card in tqdm(cards, desc="evaluate", disable=not progress, leave=False):
         if stored is None:
             v = verify(kit, card_suspect(card, output=output), method=scoring.method, fingerprints=n,
-                       alpha=scoring.alpha, test=scoring.test, calibration=scoring.calibration)  # fmt: skip
+                       alpha=scoring.alpha, test=scoring.test, calibration=scoring.calibration,
+                       sequential=False)  # fmt: skip
         else:
             answers = {key: truncate(stored[key][card["id"]][:n], mode) for key in plan}
             v = score_answers(kit, answers, mode=mode, scoring=scoring, n_req=n, name=card["id"],

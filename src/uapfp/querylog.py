@@ -24,7 +24,8 @@ class QueryLog:
     """JSON Lines evidence: a header (kit hash, suspect), then one line per query.
 
     Header: ``{"type": "header", "format", "kit_sha256", "kit_signed_by", "suspect", "output_mode", "uap_sha256",
-    "method", "fingerprints", "alpha", "started"}``. Query lines: ``{"queries", "set", "point", "uap",
+    "method", "fingerprints", "alpha", "sequential", "started"}`` (``sequential``: the run stopped once
+    the sequential test settled, :mod:`uapfp.sequential`). Query lines: ``{"queries", "set", "point", "uap",
     "input_sha256", "output"}``: which query sets (``uap`` for the probe points with and without
     the UAP, ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was
     added; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian, C order)

@@ -144,7 +144,7 @@ def sentence(record: dict[str, Any]) -> str:
 
 def _sequential(seq: Any) -> str:
     if not isinstance(seq, dict) or not seq:
-        return "no: every requested set was sent and tested at the significance level"
+        return "no: the sets were tested at the significance level, with no early stop"
     looks = "/".join(str(k) for k in seq.get("looks") or [])
     if seq.get("settled_after") is None:
         return f"not settled (looks after {looks} sets)"

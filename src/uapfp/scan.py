@@ -5,7 +5,8 @@ suspects overlap; a local model's forward passes release the GIL) or as Ray task
 or on a cluster (``ray_address``). Each suspect's verdict is what ``uapfp verify --json``
 writes for it, in ``OUT/NAME.json`` beside ``OUT/NAME.queries.jsonl``; ``OUT/summary.json``
 holds one row per suspect. A scan resumes: a suspect whose verdict file holds a verdict
-(``piracy`` or ``not shown``) by the same kit, method and alpha is not queried again.
+(``piracy`` or ``not shown``) by the same kit and settings (method, alpha, number of sets,
+answer mode, sequential or not) is not queried again.
 """
 
 from __future__ import annotations
@@ -154,20 +155,34 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
 
 
 def _finished(path: Path, kit: Any, settings: ScanSettings) -> dict[str, Any] | None:
-    """The verdict record at ``path`` if an earlier run of the scan settled it with this kit, method
-    and alpha, else None (an inconclusive one is tried again)."""
+    """The verdict record at ``path`` if an earlier run of the scan settled it with this kit and
+    these settings (method, alpha, sets, answer mode, sequential or not), else None (an
+    inconclusive one is tried again)."""
+    from .methods import get_method
+    from .suspects.base import OutputMode
+    from .verify import fingerprint_count
+
     if not path.is_file():
         return None
     try:
         record = read_json(path)
     except UapfpError:
         return None
-    wanted = {
+    method = get_method(settings.method or kit.config.method)
+    wanted: dict[str, Any] = {
         "kit_sha256": kit.sha256,
-        "method": settings.method or kit.config.method,
+        "method": method.name,
         "alpha": settings.alpha if settings.alpha is not None else kit.config.alpha,
+        "fingerprints_requested": fingerprint_count(kit, settings.fingerprints, method),
     }
-    ok = isinstance(record, dict) and all(record.get(k) == v for k, v in wanted.items())
+    if settings.outputs is not None:
+        wanted["output_mode"] = str(OutputMode.parse(settings.outputs))
+    sequential = kit.config.sequential if settings.sequential is None else settings.sequential
+    ok = (
+        isinstance(record, dict)
+        and all(record.get(k) == v for k, v in wanted.items())
+        and bool(record.get("sequential")) == sequential
+    )
     return record if ok and record.get("verdict") in ("piracy", "not shown") else None
 
 

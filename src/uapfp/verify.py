@@ -5,8 +5,9 @@ embeddings of their fingerprints on that set (paper section 4.3); the suspect's 
 is the mean over the sets. A statistical test (:mod:`uapfp.significance`; by default the
 prediction t-test against honest models) compares it with the kit's calibration models,
 scored as the calibration says (:mod:`uapfp.calibration`); the verdict is ``piracy`` when
-p < alpha, else ``not shown``. A run cut short by a query budget reports what it measured
-and the verdict ``inconclusive``.
+p < alpha, else ``not shown``. By default querying stops once the sequential test
+(:mod:`uapfp.sequential`) settles the verdict. A run cut short by a query budget reports what
+it measured and the verdict ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -341,8 +342,17 @@ def _sequential_verdict(
 
 
 def _noted(v: Verdict) -> Verdict:
-    """``v``, with a note when it is ``not shown`` although the suspect outscores every honest model."""
-    if v.verdict == NOT_SHOWN and not v.message and v.null_models and v.similarity > max(v.null_models):
+    """``v``, with a note when it is ``not shown`` although its p-value is below alpha (the sequential
+    test's last level is lower) or the suspect outscores every honest model (too few of them)."""
+    if v.verdict != NOT_SHOWN or v.message:
+        return v
+    if v.sequential and v.p_value < v.alpha:
+        return replace(v, message=(
+            f"p {v.p_value:.3g} is below alpha {v.alpha} but not below the sequential test's last level "
+            f"{v.sequential.get('level', float('nan')):.3g}: the test spent the rest of alpha on its early looks "
+            "(choose --all-sets before verifying, not after seeing a verdict)"
+        ))  # fmt: skip
+    if v.null_models and v.similarity > max(v.null_models):
         return replace(v, message=(
             f"the suspect scores above all {len(v.null_models)} honest models of the kit, but they are too few, "
             "or too spread, for a p-value below the level; a zoo with more homologous models gives the test more "

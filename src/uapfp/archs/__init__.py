@@ -5,8 +5,11 @@ built for any input shape and class count: ``create_model(name, in_channels=, im
 num_classes=)``. The families live in their own modules and are registered here, explicitly:
 
 - :mod:`uapfp.archs.paper`: A-E, the paper's table 1;
-- :mod:`uapfp.archs.classic`: ``mlp``, ``lenet5`` and ``widebn``, families thieves reuse that
-  no default zoo holds.
+- :mod:`uapfp.archs.classic`: ``mlp``, ``lenet5``, ``widebn`` and more, families thieves reuse
+  that no default zoo holds;
+- :mod:`uapfp.archs.cifar`: ``resnet18``, ``resnet34``, ``vgg16``, ``googlenet`` and
+  ``densenet121`` in their CIFAR forms, each with a width multiplier: ``resnet18-w0.25`` is
+  ResNet18 with a quarter of its channels.
 
 A user's own architecture is a ``package.module:factory`` string. Importing it runs its code,
 so a name read from a file (a model card, a zoo handed over by someone else) is imported only
@@ -20,15 +23,17 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from torch import nn
 
 from ..errors import ConfigError
 from ..options import TRUST_ENV
-from . import classic, paper
+from . import cifar, classic, paper
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -59,7 +64,7 @@ def register_arch(name: str, description: str = "") -> Callable[[ModelFactory], 
     return wrap
 
 
-for _family in (paper, classic):
+for _family in (paper, classic, cifar):
     for _name, (_factory, _description) in _family.ARCHS.items():
         register_arch(_name, _description)(_factory)
 
@@ -69,8 +74,19 @@ def list_archs() -> list[str]:
     return sorted(_REGISTRY)
 
 
+_WIDTH = re.compile(r"^(?P<base>.+)-w(?P<width>\d+(\.\d+)?)$")
+
+
 def arch_info(name: str) -> ArchInfo:
-    """The registry entry of ``name``."""
+    """The registry entry of ``name``; ``NAME-wW`` is NAME with its channels scaled by W, for the
+    architectures whose factory takes ``width`` (:mod:`uapfp.archs.cifar`)."""
+    m = _WIDTH.match(name)
+    if m and m["base"] in _REGISTRY and "width" in inspect.signature(_REGISTRY[m["base"]].factory).parameters:
+        width = float(m["width"])
+        if not 0 < width <= 8:
+            raise ConfigError(f"{name!r}: the width multiplier must be in (0, 8]")
+        base = _REGISTRY[m["base"]]
+        return ArchInfo(name, partial(base.factory, width=width), f"{base.description} (width x{width:g})")
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -50,7 +50,7 @@ def widebn(*, in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_
     return nn.Sequential(features, nn.Flatten(), nn.Linear(n, 64), nn.ReLU(), nn.Linear(64, num_classes))
 
 
-class _Residual(nn.Module):
+class ResidualBlock(nn.Module):
     """Two 3x3 conv + BN layers with an identity (or 1x1 strided) shortcut (He et al., 2016)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
@@ -71,7 +71,7 @@ def resnet(*, in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_
     """A small ResNet: a strided 16-map stem, residual blocks of 16, 32 and 48 maps (strides 1, 2, 2), global pooling."""
     return nn.Sequential(
         nn.Conv2d(in_channels, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-        _Residual(16, 16, 1), _Residual(16, 32, 2), _Residual(32, 48, 2),
+        ResidualBlock(16, 16, 1), ResidualBlock(16, 32, 2), ResidualBlock(32, 48, 2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, num_classes),
     )  # fmt: skip
 

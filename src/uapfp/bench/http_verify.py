@@ -82,7 +82,7 @@ def http_verify(config: HttpVerifyConfig) -> HttpVerifyReport:
                 server.url, input_shape=kit.input_shape, num_classes=kit.num_classes, output=config.outputs,
                 options=http,
             ) as suspect:  # fmt: skip
-                v = verify(kit, suspect, method=config.method, fingerprints=n)
+                v = verify(kit, suspect, method=config.method, fingerprints=n, sequential=False)  # every set
                 used["binary"] = suspect.binary_
                 return v
 

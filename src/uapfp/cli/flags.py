@@ -49,7 +49,7 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     b = zoo.add_parser("build", help="train a victim, homologous and piracy models (resumable)")
     b.add_argument("--out", required=True, help="zoo folder (rerun with the same folder to resume)")
     b.add_argument("--preset", default="small", choices=["tiny", "small", "quick", "paper"])
-    b.add_argument("--dataset", default=None, help="fashion-mnist, fashion-mnist-slice or imagefolder:PATH")
+    b.add_argument("--dataset", default=None, help="fashion-mnist, fashion-mnist-slice, imagefolder:PATH (class folders or Tiny ImageNet) or cifar10:PATH")
     b.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     b.add_argument("--archs", default=None, help="comma-separated architectures (registered names or module:factory)")
     b.add_argument("--optimizers", default=None, help="comma-separated: sgd,adam,rmsprop")

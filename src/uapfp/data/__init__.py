@@ -1,4 +1,4 @@
-"""Datasets (IDX files, image folders, the shipped Fashion-MNIST slice) and the data splits.
+"""Datasets (IDX files, image folders, CIFAR-10's python batches, the shipped Fashion-MNIST slice) and the data splits.
 
 Every dataset is returned as float32 images in [0, 1] of shape (N, C, H, W) and int64
 labels (:class:`Dataset`). Datasets are named by specs (:mod:`.spec`); the splits D_V, D_H
@@ -7,6 +7,7 @@ and the attacker's pool are in :mod:`.splits`.
 
 from __future__ import annotations
 
+from .cifar import load_cifar10_batches
 from .dataset import Dataset, default_cache, images_to_tensor
 from .fashion_mnist import (
     DEBIAN_FASHION_MNIST,
@@ -20,7 +21,7 @@ from .fashion_mnist import (
     parse_idx,
     read_idx,
 )
-from .imagefolder import load_image_folder
+from .imagefolder import is_tiny_imagenet, load_image_folder
 from .spec import DatasetSpec, load_dataset
 from .splits import SplitConfig, attacker_pool, homologous_indices, overlap_rate, victim_indices
 
@@ -38,6 +39,8 @@ __all__ = [
     "find_fashion_mnist",
     "homologous_indices",
     "images_to_tensor",
+    "is_tiny_imagenet",
+    "load_cifar10_batches",
     "load_dataset",
     "load_fashion_mnist",
     "load_fashion_mnist_slice",

@@ -1,4 +1,6 @@
-"""Image folders: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*``, decoded once into a cache."""
+"""Image folders, decoded once into a cache: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*``,
+or Tiny ImageNet's own layout (``train/<wnid>/images/*``, ``val/images/*`` labelled by
+``val/val_annotations.txt``, the validation images serving as the test set)."""
 
 from __future__ import annotations
 
@@ -29,13 +31,59 @@ def _list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
     return items
 
 
+def _items(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    if not (root / "train").is_dir() or not (root / "test").is_dir():
+        raise DatasetNotFoundError(
+            f"{root} must hold train/ and test/ folders with one sub-folder per class "
+            "(or Tiny ImageNet's train/<wnid>/images and val/val_annotations.txt)"
+        )
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetNotFoundError(f"{root}/train has no class folders")
+    missing = [c for c in classes if not (root / "test" / c).is_dir()]
+    if missing:
+        raise DatasetNotFoundError(f"{root}/test lacks the class folders {missing}")
+    return classes, _list_images(root / "train", classes), _list_images(root / "test", classes)
+
+
+def is_tiny_imagenet(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` has Tiny ImageNet's layout (``val/val_annotations.txt`` beside ``train/``)."""
+    root = Path(root)
+    return (root / "train").is_dir() and (root / "val" / "val_annotations.txt").is_file()
+
+
+def _tiny_imagenet_items(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    classes = sorted(p.name for p in (root / "train").iterdir() if (p / "images").is_dir())
+    if not classes:
+        raise DatasetNotFoundError(f"{root}/train has no <wnid>/images folders")
+    label = {c: i for i, c in enumerate(classes)}
+    train = []
+    for c in classes:
+        train += [(path, label[c]) for path in sorted((root / "train" / c / "images").iterdir())
+                  if path.suffix.lower() in _IMAGE_EXTENSIONS and path.is_file()]  # fmt: skip
+    test = []
+    notes = root / "val" / "val_annotations.txt"
+    for n, line in enumerate(notes.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        fields = line.split("\t")
+        if not line.strip():
+            continue
+        if len(fields) < 2 or fields[1] not in label or "/" in fields[0] or "\\" in fields[0]:
+            raise DatasetNotFoundError(f"{notes} line {n}: expected 'FILE<TAB>WNID...' with a wnid of train/")
+        path = root / "val" / "images" / fields[0]
+        if not path.is_file():
+            raise DatasetNotFoundError(f"{notes} line {n}: {path} is missing")
+        test.append((path, label[fields[1]]))
+    return classes, train, test
+
+
 def load_image_folder(
     root: str | os.PathLike[str],
     *,
     image_size: tuple[int, int] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Load ``root/train/<class>/*`` and ``root/test/<class>/*`` (any size, grey or colour).
+    """Load ``root/train/<class>/*`` and ``root/test/<class>/*``, or Tiny ImageNet's layout
+    (any size, grey or colour).
 
     Images are resized to ``image_size`` (H, W), by default the most common size in the
     training set; the dataset is grey (C = 1) when every image is, else RGB (C = 3). The
@@ -45,18 +93,9 @@ def load_image_folder(
     from PIL import Image  # imported here: only image folders need Pillow
 
     root = Path(root)
-    if not (root / "train").is_dir() or not (root / "test").is_dir():
-        raise DatasetNotFoundError(f"{root} must hold train/ and test/ folders with one sub-folder per class")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise DatasetNotFoundError(f"{root}/train has no class folders")
-    missing = [c for c in classes if not (root / "test" / c).is_dir()]
-    if missing:
-        raise DatasetNotFoundError(f"{root}/test lacks the class folders {missing}")
-    train_items = _list_images(root / "train", classes)
-    test_items = _list_images(root / "test", classes)
+    classes, train_items, test_items = _tiny_imagenet_items(root) if is_tiny_imagenet(root) else _items(root)
     if not train_items or not test_items:
-        raise DatasetNotFoundError(f"{root} holds no images in train/ or test/")
+        raise DatasetNotFoundError(f"{root} holds no images in its training or test folders")
 
     key = hashlib.sha256()
     for path, label in train_items + test_items:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..storage import read_json
+from .cifar import load_cifar10_batches
 from .dataset import Dataset
 from .fashion_mnist import SLICE_NAME, load_fashion_mnist, load_fashion_mnist_slice
 from .imagefolder import load_image_folder
@@ -65,7 +66,9 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
 ) -> Dataset:
-    """Load a dataset by spec: ``fashion-mnist``, ``fashion-mnist-slice`` or ``imagefolder:PATH``.
+    """Load a dataset by spec: ``fashion-mnist``, ``fashion-mnist-slice``, ``imagefolder:PATH``
+    (class folders, or Tiny ImageNet's layout) or ``cifar10:PATH`` (the official
+    ``cifar-10-batches-py`` folder, read without running its pickles).
 
     A range or index-file suffix (see :class:`DatasetSpec`) is ignored here; use
     :meth:`DatasetSpec.indices` to select training images.
@@ -77,4 +80,8 @@ def load_dataset(
         return load_fashion_mnist_slice()
     if base.startswith("imagefolder:"):
         return load_image_folder(base.split(":", 1)[1])
-    raise ConfigError(f"unknown dataset {base!r}; use fashion-mnist, {SLICE_NAME} or imagefolder:PATH")
+    if base.startswith("cifar10:"):
+        return load_cifar10_batches(base.split(":", 1)[1])
+    raise ConfigError(
+        f"unknown dataset {base!r}; use fashion-mnist, {SLICE_NAME}, imagefolder:PATH or cifar10:PATH"
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..archs import list_archs
+from ..archs import arch_info
 from ..data import SplitConfig
 from ..errors import ConfigError
 from ..extraction import create_attack
@@ -65,10 +65,8 @@ class ZooConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         for a in self.archs:
-            if ":" not in a and a not in list_archs():
-                raise ConfigError(
-                    f"unknown architecture {a!r}; choose from {', '.join(list_archs())} or package.module:factory"
-                )
+            if ":" not in a:
+                arch_info(a)  # a ConfigError naming the registered ones
         for o in self.optimizers:
             TrainConfig(optimizer=o)
         for at in self.attacks:
