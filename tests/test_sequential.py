@@ -81,3 +81,13 @@ def test_verify_stops_once_settled_and_recheck_agrees(tiny_kit, tiny_zoo, tmp_pa
         again = recheck_query_log(tiny_kit, log)
         assert (again.verdict, again.p_value, again.sequential) == (seq.verdict, seq.p_value, seq.sequential)
     assert fixed.sequential == {} and seq.render().count("sequential") == 1
+
+    # A sequential log that does not say how many sets were requested cannot be rechecked: its looks follow from it.
+    from uapfp.errors import ConfigError
+
+    lines = log.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["fingerprints"]
+    log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match="how many sets"):
+        recheck_query_log(tiny_kit, log)

@@ -170,8 +170,10 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
         i += len(batch)
     requested = header.get("fingerprints")
     n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else 0
-    n_req = n_req or max((len(a) for a in got.values()), default=0)
     sequential = header.get("sequential") is True  # then a log that stops early is a settled verdict
+    if sequential and not n_req:
+        raise ConfigError(f"{path}: a sequential log must say how many sets were requested (its looks follow)")
+    n_req = n_req or max((len(a) for a in got.values()), default=0)
     short = [key for key, a in got.items() if len(a) < n_req]
     message = (
         f"the log holds fewer than {n_req} sets of {', '.join(short)} (budget exhausted)"
