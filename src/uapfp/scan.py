@@ -154,36 +154,39 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
     )  # fmt: skip
 
 
-def _finished(path: Path, kit: Any, settings: ScanSettings) -> dict[str, Any] | None:
-    """The verdict record at ``path`` if an earlier run of the scan settled it with this kit and
-    these settings (method, alpha, sets, answer mode, sequential or not), else None (an
-    inconclusive one is tried again)."""
+def _resumable(kit: Any, settings: ScanSettings) -> dict[str, Any]:
+    """The fields a verdict record must hold to be resumed by a scan with this kit and settings:
+    its kit, method, alpha, number of sets, answer mode (when given) and whether it was sequential."""
     from .methods import get_method
     from .suspects.base import OutputMode
     from .verify import fingerprint_count
 
-    if not path.is_file():
-        return None
-    try:
-        record = read_json(path)
-    except UapfpError:
-        return None
     method = get_method(settings.method or kit.config.method)
     wanted: dict[str, Any] = {
         "kit_sha256": kit.sha256,
         "method": method.name,
         "alpha": settings.alpha if settings.alpha is not None else kit.config.alpha,
         "fingerprints_requested": fingerprint_count(kit, settings.fingerprints, method),
+        "sequential": kit.config.sequential if settings.sequential is None else settings.sequential,
     }
     if settings.outputs is not None:
         wanted["output_mode"] = str(OutputMode.parse(settings.outputs))
-    sequential = kit.config.sequential if settings.sequential is None else settings.sequential
-    ok = (
-        isinstance(record, dict)
-        and all(record.get(k) == v for k, v in wanted.items())
-        and bool(record.get("sequential")) == sequential
-    )
-    return record if ok and record.get("verdict") in ("piracy", "not shown") else None
+    return wanted
+
+
+def _finished(path: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The verdict record at ``path`` if an earlier run of the scan settled it with the settings
+    :func:`_resumable` gives, else None (an inconclusive one is tried again)."""
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+    except UapfpError:
+        return None
+    if not isinstance(record, dict) or record.get("verdict") not in ("piracy", "not shown"):
+        return None
+    got = {k: bool(record.get(k)) if k == "sequential" else record.get(k) for k in wanted}
+    return record if got == wanted else None
 
 
 def scan(
@@ -212,8 +215,9 @@ def scan(
     kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
     rows: dict[str, ScanRow] = {}
     todo = []
+    wanted = _resumable(kit, settings)
     for t in targets:
-        record = _finished(out / f"{t.name}.json", kit, settings)
+        record = _finished(out / f"{t.name}.json", wanted)
         if record is not None:
             rows[t.name] = _row(t, record, out / f"{t.name}.json", resumed=True)
         else:

@@ -209,6 +209,7 @@ def verify(
     )  # fmt: skip
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     message = ""
+    settled: Verdict | None = None  # the sequential test's verdict at the look that settled it
     try:
         for k in looks(n_req) if sequential else [n_req]:
             for key, channel in plan.items():  # every channel up to the look, then the test
@@ -218,11 +219,14 @@ def verify(
                     if logger:
                         logger.write(key, s, sets[s], out)
                     answers[key].append(out)
-            if sequential and score_answers(
-                kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=0,
-                start=start, sequential=True,
-            ).verdict != INCONCLUSIVE:  # fmt: skip
-                break
+            if sequential:
+                v = score_answers(
+                    kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=0,
+                    start=start, sequential=True,
+                )  # fmt: skip
+                if v.verdict != INCONCLUSIVE:
+                    settled = v
+                    break
     except BudgetExhaustedError as exc:
         message = f"query budget exhausted after {_measured(answers)} of {n_req} sets per query kind ({exc})"
     except SuspectUnavailableError as exc:
@@ -230,6 +234,8 @@ def verify(
     finally:
         if logger:
             logger.close()
+    if settled is not None:  # the answers are those it was scored on: only the counts are new
+        return replace(settled, queries=suspect.queries - q0, seconds=time.perf_counter() - start)
     return score_answers(
         kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
         queries=suspect.queries - q0, start=start, message=message, sequential=sequential,

@@ -81,11 +81,11 @@ def arch_info(name: str) -> ArchInfo:
     """The registry entry of ``name``; ``NAME-wW`` is NAME with its channels scaled by W, for the
     architectures whose factory takes ``width`` (:mod:`uapfp.archs.cifar`)."""
     m = _WIDTH.match(name)
-    if m and m["base"] in _REGISTRY and "width" in inspect.signature(_REGISTRY[m["base"]].factory).parameters:
+    base = _REGISTRY.get(m["base"]) if m else None
+    if m and base and "width" in inspect.signature(base.factory).parameters:
         width = float(m["width"])
         if not 0 < width <= 8:
             raise ConfigError(f"{name!r}: the width multiplier must be in (0, 8]")
-        base = _REGISTRY[m["base"]]
         return ArchInfo(name, partial(base.factory, width=width), f"{base.description} (width x{width:g})")
     try:
         return _REGISTRY[name]

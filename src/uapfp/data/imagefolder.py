@@ -57,16 +57,13 @@ def _tiny_imagenet_items(root: Path) -> tuple[list[str], list[tuple[Path, int]],
     if not classes:
         raise DatasetNotFoundError(f"{root}/train has no <wnid>/images folders")
     label = {c: i for i, c in enumerate(classes)}
-    train = []
-    for c in classes:
-        train += [(path, label[c]) for path in sorted((root / "train" / c / "images").iterdir())
-                  if path.suffix.lower() in _IMAGE_EXTENSIONS and path.is_file()]  # fmt: skip
+    train = _list_images(root / "train", [f"{c}/images" for c in classes])  # labelled by the class's index
     test = []
     notes = root / "val" / "val_annotations.txt"
     for n, line in enumerate(notes.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        fields = line.split("\t")
         if not line.strip():
             continue
+        fields = line.split("\t")
         if len(fields) < 2 or fields[1] not in label or "/" in fields[0] or "\\" in fields[0]:
             raise DatasetNotFoundError(f"{notes} line {n}: expected 'FILE<TAB>WNID...' with a wnid of train/")
         path = root / "val" / "images" / fields[0]
