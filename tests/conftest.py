@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -11,6 +13,8 @@ from uapfp.protect import protect
 from uapfp.zoo import build_zoo, preset
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# The tests' figures are CPU figures: a machine with a GPU trains them on the CPU too.
+os.environ.setdefault("UAPFP_DEVICE", "cpu")
 
 TINY_ATTACKS = {
     "knockoff": {"budget": 2000},

@@ -57,6 +57,13 @@ def test_unknown_architecture(capsys, tmp_path):
     assert code != 0 and "unknown architecture 'Q'" in line and "package.module:factory" in line
 
 
+def test_unknown_augmentation(capsys, tmp_path):
+    code, _, err = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--augment", "crop:4,flip", "--out",
+                        str(tmp_path / "zoo"))  # fmt: skip
+    line = _one_line_error(err)
+    assert code != 0 and "crop:P and flip joined by +" in line
+
+
 def test_unwritable_output(capsys, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -74,8 +81,13 @@ def test_console_entry_point_exit_code(tmp_path):
 
 def test_zoo_build_and_list(capsys, tmp_path):
     code, out, _ = _run(capsys, "-q", "zoo", "build", "--preset", "tiny", "--archs", "C", "--piracy", "1", "--homologous", "1",
-                        "--attacks", "copycat", "--epochs", "1", "--no-victim-arch", "--out", str(tmp_path / "zoo"))  # fmt: skip
+                        "--attacks", "copycat", "--epochs", "1", "--no-victim-arch", "--augment", "crop:2+flip",
+                        "--out", str(tmp_path / "zoo"))  # fmt: skip
     assert code == 0 and "piracy-C-adam-00" in out
+    from uapfp.zoo import Zoo
+
+    zoo = Zoo.load(tmp_path / "zoo")
+    assert {c["train"]["augment"] for c in [zoo.victim, *zoo.select()]} == {"crop:2+flip"}
     code, out, _ = _run(capsys, "zoo", "list", str(tmp_path / "zoo"))
     assert code == 0 and out.splitlines()[0].split()[:3] == ["id", "role", "arch"] and "victim" in out
 
@@ -93,6 +105,7 @@ def test_command_line_choices_match_the_library():
     must be the library's."""
     import argparse
 
+    from uapfp.bench.cifar10 import PRESETS as CIFAR10_PRESETS
     from uapfp.cli import build_parser
     from uapfp.config import CALIBRATION_CHOICES
     from uapfp.uap import NORMS, UAP_METHODS
@@ -108,7 +121,8 @@ def test_command_line_choices_match_the_library():
                 for sub in action.choices.values():
                     walk(sub)
             elif (name := action.dest.rsplit("__", 1)[-1]) in expected:
-                assert tuple(action.choices) == tuple(expected[name]), action.option_strings
+                want = tuple(CIFAR10_PRESETS) if parser.prog.endswith("bench cifar10") else tuple(expected[name])
+                assert tuple(action.choices) == want, (parser.prog, action.option_strings)
                 seen[name] = seen.get(name, 0) + 1
 
     walk(build_parser())

@@ -1,4 +1,4 @@
-"""The training loop: determinism, soft labels, and the divergence guard."""
+"""The training loop: determinism, soft labels, augmentation and the divergence guard."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from uapfp.errors import ConfigError
 from uapfp.training import TrainConfig, soft_cross_entropy, train_model
 
 
@@ -75,3 +76,63 @@ def test_sgd_rate_scales_linearly_with_the_batch():
         TrainConfig(optimizer="adam", batch_size=64).resolved_lr
         == TrainConfig(optimizer="adam", batch_size=256).resolved_lr
     )
+
+
+def test_crop_and_flip_match_a_per_image_reference():
+    """crop:P+flip against a slow per-image loop fed the same random draws."""
+    from uapfp.training import _parse_augment, augment_batch
+
+    x = torch.arange(5 * 2 * 6 * 7, dtype=torch.float32).reshape(5, 2, 6, 7)
+    got = augment_batch(x, _parse_augment("crop:2+flip"), torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    off = torch.randint(0, 5, (2, 5), generator=gen)
+    flips = torch.rand(5, generator=gen) < 0.5
+    assert 0 < int(flips.sum()) < 5  # the seed exercises both branches
+    for i in range(5):
+        padded = torch.zeros(2, 10, 11)
+        padded[:, 2:8, 2:9] = x[i]
+        want = padded[:, off[0, i] : off[0, i] + 6, off[1, i] : off[1, i] + 7]
+        if flips[i]:
+            want = want.flip(2)
+        assert torch.equal(got[i], want)
+    assert got.shape == x.shape
+
+
+def test_augment_recipes_parse_or_are_refused():
+    from uapfp.training import Augment, _parse_augment
+
+    assert _parse_augment("none") == Augment()
+    assert _parse_augment("crop:4+flip") == Augment(crop=4, flip=True)
+    assert _parse_augment("shift:2") == Augment(shift=2)
+    for bad in ("crop", "crop:0", "flip:1", "crop:4+crop:2", "blur:3", "crop:4,flip", "crop:\u00b2"):
+        with pytest.raises(ConfigError, match="augment"):
+            TrainConfig(augment=bad)
+    # One recipe, one name: cards written with either spelling match.
+    assert TrainConfig(augment="flip+crop:04").augment == "crop:4+flip"
+    assert TrainConfig(augment="shift:2").augment == "shift:2"
+
+
+def test_training_with_augmentation_is_deterministic():
+    x, y = torch.rand(64, 3, 8, 8), torch.randint(0, 3, (64,))
+    cfg = TrainConfig(epochs=1, batch_size=16, augment="crop:2+flip", seed=4)
+    a, b = (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3)) for _ in range(2))
+    plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3))
+    b.load_state_dict(a.state_dict())
+    plain.load_state_dict(a.state_dict())
+    train_model(a, x, y, config=cfg, progress=False)
+    train_model(b, x, y, config=cfg, progress=False)
+    train_model(plain, x, y, config=TrainConfig(epochs=1, batch_size=16, seed=4), progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a[1].weight, plain[1].weight)  # the augmentation changed what was learnt
+
+
+def test_the_training_device_is_the_cpu_unless_cuda_is_asked_for_or_present(monkeypatch):
+    from uapfp.training import training_device
+
+    monkeypatch.setenv("UAPFP_DEVICE", "cpu")
+    assert training_device().type == "cpu"
+    monkeypatch.setenv("UAPFP_DEVICE", "tpu")
+    with pytest.raises(ConfigError, match="UAPFP_DEVICE must be cpu or cuda"):
+        training_device()
+    monkeypatch.delenv("UAPFP_DEVICE")
+    assert training_device().type == ("cuda" if torch.cuda.is_available() else "cpu")

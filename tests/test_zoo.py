@@ -94,6 +94,14 @@ def test_build_cards_and_resume_after_interruption(tmp_path, monkeypatch):
     assert calls == [third]
     assert json.loads(path.read_text())["train"]["lr"] == card["train"]["lr"] / 2
 
+    # A victim of another recipe is never kept under models measured against this one.
+    path = tmp_path / "models" / "victim.json"
+    card = json.loads(path.read_text())
+    card["train"]["augment"] = "crop:4+flip"
+    path.write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="victim.json was trained with another recipe"):
+        build_zoo(tmp_path, cfg, progress=False)
+
 
 def test_cards_hold_what_the_issue_lists(tmp_path):
     zoo = build_zoo(tmp_path, preset("tiny", **MINI), progress=False)

@@ -33,8 +33,12 @@ def run_tasks(
     done: Callable[[Hashable, Any], None],
     failed: Callable[[Hashable, BaseException], None],
     shared: tuple[Any, ...] = (),
+    per_gpu: int = 0,
 ) -> None:
     """Run ``fn(*shared, *args)`` as one Ray task (one CPU) per ``key: args`` of ``calls``.
+
+    ``per_gpu`` > 0: where the cluster has GPUs, each task also takes ``1 / per_gpu`` of one, so
+    that that many tasks share a GPU (Ray hides the GPUs from a task that asks for none).
 
     ``shared`` values go once into Ray's object store and are handed to every task.
     ``done(key, result)`` is called here as each task finishes, ``failed(key, cause)`` when one
@@ -49,7 +53,8 @@ def run_tasks(
     if started:
         ray.init(address=None if address == LOCAL else address, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(fn)
+        gpus = ray.cluster_resources().get("GPU", 0) if per_gpu > 0 else 0
+        task = ray.remote(num_cpus=1, num_gpus=1 / per_gpu if gpus else 0, max_retries=0)(fn)
         refs = [ray.put(x) for x in shared]
         running = {task.remote(*refs, *args): key for key, args in calls.items()}
         log.info("%d tasks submitted to Ray (%s CPUs)", len(running), ray.cluster_resources().get("CPU"))

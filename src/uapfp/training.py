@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -33,8 +34,11 @@ class TrainConfig:
     64, 0.1 at 256), Adam 2e-3, RMSprop 1e-3. ``schedule`` ``onecycle`` (warm-up then cosine
     decay, which reaches the paper's accuracies in few epochs) or ``step:E:G`` (the rate times
     G every E epochs). ``label_smoothing`` eps mixes every target with the uniform
-    distribution, ``(1 - eps) y + eps / K``. ``augment`` ``shift:P`` rolls each batch by a
-    random shift of up to P pixels in each direction.
+    distribution, ``(1 - eps) y + eps / K``. ``augment`` is ``none`` or one or more of
+    ``shift:P`` (each batch rolled by one random shift of up to P pixels in each direction),
+    ``crop:P`` (each image cropped at a random offset from its copy zero-padded by P pixels, the
+    standard CIFAR augmentation with ``flip``) and ``flip`` (each image mirrored left-right with
+    probability 1/2), joined by ``+``: ``crop:4+flip``.
     """
 
     optimizer: str = "adam"
@@ -55,7 +59,7 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         _parse_schedule(self.schedule)
-        _parse_augment(self.augment)
+        object.__setattr__(self, "augment", canonical_augment(self.augment))
 
     def matches(self, recorded: object) -> bool:
         """Whether ``recorded`` (the :meth:`to_dict` of an earlier run, perhaps from before a
@@ -128,14 +132,60 @@ def _parse_schedule(text: str) -> tuple[str, int, float]:
     raise ConfigError(f"schedule must be onecycle or step:EPOCHS:GAMMA, not {text!r}")
 
 
-def _parse_augment(text: str) -> int:
-    """The largest shift in pixels of ``shift:P`` (0 for ``none``)."""
+@dataclass(frozen=True)
+class Augment:
+    """A parsed ``augment`` recipe: the batch roll, the per-image crop padding, the flip."""
+
+    shift: int = 0
+    crop: int = 0
+    flip: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.shift or self.crop or self.flip)
+
+
+def _parse_augment(text: str) -> Augment:
+    """``none``, or ``shift:P``, ``crop:P`` and ``flip`` joined by ``+``, each at most once."""
     if text == "none":
-        return 0
-    kind, _, pixels = text.partition(":")
-    if kind == "shift" and pixels.isdigit() and int(pixels) >= 1:
-        return int(pixels)
-    raise ConfigError(f"augment must be none or shift:PIXELS, not {text!r}")
+        return Augment()
+    parts: dict[str, int] = {}
+    for part in text.split("+"):
+        kind, colon, pixels = part.partition(":")
+        if kind == "flip" and not colon and kind not in parts:
+            parts[kind] = 1
+        elif kind in ("shift", "crop") and pixels.isascii() and pixels.isdigit() and int(pixels) >= 1 and kind not in parts:
+            parts[kind] = int(pixels)
+        else:
+            raise ConfigError(f"augment must be none, or shift:P, crop:P and flip joined by +, not {text!r}")
+    return Augment(shift=parts.get("shift", 0), crop=parts.get("crop", 0), flip="flip" in parts)
+
+
+def canonical_augment(text: str) -> str:
+    """``text``'s augmentation written one way (shift, crop, flip), so that one recipe has one name."""
+    aug = _parse_augment(text)
+    parts = [f"shift:{aug.shift}"] * bool(aug.shift) + [f"crop:{aug.crop}"] * bool(aug.crop) + ["flip"] * aug.flip
+    return "+".join(parts) or "none"
+
+
+def augment_batch(xb: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
+    """``xb`` (N, C, H, W) augmented by ``aug``, the random draws taken from ``gen``."""
+    if aug.shift:
+        dx, dy = (int(v) for v in torch.randint(-aug.shift, aug.shift + 1, (2,), generator=gen))
+        xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+    n, _, h, w = xb.shape
+    if aug.crop:
+        p = aug.crop
+        padded = F.pad(xb, (p, p, p, p))
+        off = torch.randint(0, 2 * p + 1, (2, n), generator=gen).to(xb.device)  # drawn on the CPU: any device
+        rows = (off[0][:, None] + torch.arange(h, device=xb.device))[:, None, :, None]  # (N, 1, H, 1)
+        cols = (off[1][:, None] + torch.arange(w, device=xb.device))[:, None, None, :]  # (N, 1, 1, W)
+        batch = torch.arange(n, device=xb.device)[:, None, None, None]
+        chans = torch.arange(xb.shape[1], device=xb.device)[None, :, None, None]
+        xb = padded[batch, chans, rows, cols]
+    if aug.flip:
+        flip = (torch.rand(n, generator=gen) < 0.5).to(xb.device)
+        xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+    return xb
 
 
 def train_model(
@@ -182,11 +232,15 @@ def _train_once(
 ) -> tuple[float, int]:
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+    device = training_device()
+    if device.type != "cpu":  # the data on the device once, the model back on the CPU at the end
+        model.to(device)
+        x, y = x.to(device), y.to(device)
     opt = make_optimizer(model, config)
     steps_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
     kind, every, gamma = _parse_schedule(config.schedule)
-    shift = _parse_augment(config.augment)
+    aug = _parse_augment(config.augment)
     if kind == "onecycle":
         sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=config.resolved_lr, total_steps=total, pct_start=0.15, anneal_strategy="cos"
@@ -206,12 +260,13 @@ def _train_once(
             for i in range(steps_per_epoch):
                 idx = order[i * config.batch_size : (i + 1) * config.batch_size]
                 xb = x[idx]
-                if shift:
-                    dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
-                    xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+                if aug:
+                    xb = augment_batch(xb, aug, gen)
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                loss = soft_cross_entropy(model(xb), y[idx], smoothing=config.label_smoothing)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    logits = model(xb)
+                loss = soft_cross_entropy(logits.float(), y[idx], smoothing=config.label_smoothing)
                 loss_value = float(loss.detach())
                 if not math.isfinite(loss_value):
                     raise _Diverged
@@ -227,7 +282,22 @@ def _train_once(
     finally:
         bar.close()
         model.eval()
+        model.to("cpu")
     return loss_value, total * config.batch_size
+
+
+def training_device() -> torch.device:
+    """Where :func:`train_model` trains: ``$UAPFP_DEVICE`` (``cpu`` or ``cuda``) when set, else the
+    first CUDA device when there is one (data on the device, bfloat16 autocast), else the CPU.
+    The model comes back on the CPU either way."""
+    wanted = os.environ.get("UAPFP_DEVICE", "").strip().lower()
+    if wanted not in ("", "cpu", "cuda"):
+        raise ConfigError(f"UAPFP_DEVICE must be cpu or cuda, not {wanted!r}")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("UAPFP_DEVICE=cuda but torch sees no CUDA device")
+    if wanted == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
 
 
 @torch.no_grad()

@@ -51,6 +51,7 @@ def outputs_field() -> Any:
 def experiments() -> dict[str, Experiment]:
     """Every experiment by name (importing their modules, hence torch)."""
     from . import (
+        cifar10,
         detection,
         error_agreement,
         families,
@@ -74,6 +75,7 @@ def experiments() -> dict[str, Experiment]:
         sequential,
         error_agreement,
         outside,
+        cifar10,
     )
     return {m.EXPERIMENT.name: m.EXPERIMENT for m in modules}
 
@@ -95,6 +97,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -20,7 +20,8 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class SuspectRecord:
     test_accuracy: float
     queries: int
     seconds: float
+    recipe: dict[str, Any] | None = None  # how it was trained (absent from cards of before it was recorded)
 
 
 def half_of(family: str) -> str:
@@ -67,9 +69,22 @@ def build_suspects(
     families: tuple[str, ...],
     kinds: tuple[str, ...] = KINDS,
     epochs: int = 4,
+    augment: str = "none",
+    art_epochs: int | None = None,
+    batch_size: int = 128,
     seed: int = 0,
+    half: Callable[[str], str] | None = None,
 ) -> list[SuspectRecord]:
-    """Train (or read from ``folder``) every suspect of ``families``; resumable, written atomically."""
+    """Train (or read from ``folder``) every suspect of ``families``; resumable, written atomically.
+
+    ``augment`` and ``batch_size`` are the recipe of the models this code trains (honest models
+    and the project's attacks' copies; ART's KnockoffNets trains with its own loop, ``art_epochs``
+    epochs, default twice ``epochs``); ``half`` names a family's half (default: dev for the
+    families benchmark's dev families, else test). A suspect already in ``folder`` whose card
+    records another recipe is refused."""
+    half = half or half_of
+    art_epochs = art_epochs if art_epochs is not None else 2 * epochs
+    recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "batch_size": batch_size}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -77,17 +92,22 @@ def build_suspects(
         for k_index, kind in enumerate(kinds):
             name = f"{family}-{kind}"
             card = folder / f"{name}.json"
+            s = seed * 1000 + f_index * 100 + k_index
             if card.is_file():
-                records.append(SuspectRecord(**json.loads(card.read_text())))
+                rec = SuspectRecord(**json.loads(card.read_text()))
+                if rec.recipe is not None and rec.recipe != recipe:
+                    from ..errors import ConfigError
+
+                    raise ConfigError(f"{card} was trained with {rec.recipe}, not {recipe}: use another folder")
+                records.append(replace(rec, half=half(family)))
                 continue
             start = time.perf_counter()
-            s = seed * 1000 + f_index * 100 + k_index
-            model, queries, weights, arch = _make(folder, name, kind, family, families, victim, data, splits, epochs, s)
+            model, queries, weights, arch = _make(folder, name, kind, family, families, victim, data, splits, s, recipe)
             acc = _accuracy(model, data)
             rec = SuspectRecord(
                 name=name, role="homologous" if kind in HONEST else "piracy", family=family, arch=arch, kind=kind,
-                half=half_of(family), weights=weights, test_accuracy=round(acc, 4), queries=queries,
-                seconds=round(time.perf_counter() - start, 1),
+                half=half(family), weights=weights, test_accuracy=round(acc, 4), queries=queries,
+                seconds=round(time.perf_counter() - start, 1), recipe=recipe,
             )  # fmt: skip
             from ..storage import write_json
 
@@ -124,7 +144,7 @@ def _accuracy(model: Any, data: Any) -> float:
     return float((pred == data.y_test).float().mean())
 
 
-def _make(folder, name, kind, family, families, victim, data, splits, epochs, seed):  # type: ignore[no-untyped-def]
+def _make(folder, name, kind, family, families, victim, data, splits, seed, recipe_of):  # type: ignore[no-untyped-def]
     """(model or ONNX path, victim queries, weights file name, architecture) of one suspect."""
     from ..archs import create_model
     from ..data import homologous_indices
@@ -140,8 +160,11 @@ def _make(folder, name, kind, family, families, victim, data, splits, epochs, se
         torch.manual_seed(seed)
         return create_model(arch, in_channels=c, image_size=(h, w), num_classes=k)
 
+    epochs = recipe_of["epochs"]
+
     def recipe(optimizer: str = "adam") -> TrainConfig:
-        return TrainConfig(optimizer=optimizer, epochs=epochs, batch_size=128, seed=seed)
+        return TrainConfig(optimizer=optimizer, epochs=epochs, batch_size=recipe_of["batch_size"], seed=seed,
+                           augment=recipe_of["augment"])  # fmt: skip
 
     def save(model: nn.Module) -> str:
         file = f"{name}.safetensors"
@@ -170,7 +193,7 @@ def _make(folder, name, kind, family, families, victim, data, splits, epochs, se
         return result.model, result.queries, save(result.model), family
     if kind in ("copy-art-random", "copy-art-adaptive"):
         model, queries = _art_knockoff(oracle, pool, data.y_train[pool_idx], fresh(), adaptive=kind.endswith("adaptive"),
-                                       seed=seed, epochs=epochs)  # fmt: skip
+                                       seed=seed, epochs=recipe_of["art_epochs"])  # fmt: skip
         return model, queries, save(model), family
     base = _base_copy(folder, family, data)
     if kind == "mod-finetune":
@@ -224,16 +247,19 @@ def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs): 
             # 9 MB per query here, 27 GB for 3,000. A copy of the one image keeps the same algorithm.
             return KnockoffNets._sample_data(x, y, action).copy()
 
+    from ..training import training_device
+
+    device = "gpu" if training_device().type == "cuda" else "cpu"
     np.random.seed(seed)
     torch.manual_seed(seed)
     victim = BlackBoxClassifier(predict, input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0))
     thief = PyTorchClassifier(
         model=model, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
-        input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0), device_type="cpu",
+        input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0), device_type=device,
     )  # fmt: skip
     x = pool.numpy()
     attack = Knockoff(
-        classifier=victim, batch_size_fit=128, batch_size_query=500, nb_epochs=epochs * 2,
+        classifier=victim, batch_size_fit=128, batch_size_query=500, nb_epochs=epochs,
         nb_stolen=3000 if adaptive else 20000, sampling_strategy="adaptive" if adaptive else "random",
         reward="all", verbose=False,
     )  # fmt: skip

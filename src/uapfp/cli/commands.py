@@ -30,6 +30,7 @@ def _zoo_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         "piracy_per_cell": args.piracy,
         "homologous_per_cell": args.homologous,
         "epochs": args.epochs,
+        "augment": args.augment,
         "victim_arch": args.victim_arch,
         "include_victim_arch": False if args.no_victim_arch else None,
         "seed": args.seed,

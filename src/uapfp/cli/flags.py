@@ -59,6 +59,8 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
         "--homologous", type=int, default=None, help="homologous models per architecture and optimizer, in all"
     )
     b.add_argument("--epochs", type=int, default=None, help="epochs of the homologous and piracy models (of the victim and its siblings too, unless the preset sets theirs: quick keeps 5)")
+    b.add_argument("--augment", default=None, help="training augmentation of every model: none (default), or crop:P, flip "
+                   "and shift:P joined by + (crop:4+flip for natural images such as CIFAR-10)")  # fmt: skip
     b.add_argument("--overlap", type=float, default=0.5, help="overlap rate of each D_H with D_V (default 0.5)")
     b.add_argument("--victim-arch", default=None, help="architecture of the victim trained here (default A)")
     b.add_argument(

@@ -31,7 +31,7 @@ from ..extraction import create_attack
 from ..modelfiles import is_torchscript, load_torchscript, model_with_weights
 from ..storage import ensure_writable_dir, read_json, save_tensors, sha256_bytes, sha256_file, write_json
 from ..suspects.local import TorchSuspect
-from ..training import TrainConfig, predict_logits, train_model
+from ..training import TrainConfig, predict_logits, train_model, training_device
 from .config import Job, ZooConfig, job_train_config, plan_jobs, plan_siblings, victim_epochs
 from .folder import ZOO_FORMAT, Zoo
 
@@ -66,6 +66,7 @@ def _environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "training_device": str(training_device()),
     }
 
 
@@ -203,6 +204,11 @@ def _build_zoo(
         vpath = card_path(out, "victim")
         if card_is_finished(vpath):
             vcard = read_card(vpath)
+            if vcard.get("train") is not None and not _victim_train_config(config).matches(vcard["train"]):
+                raise ConfigError(
+                    f"{vpath} was trained with another recipe ({vcard['train']}) than this zoo's; every model "
+                    "is measured against the victim: use a new --out folder"
+                )
         else:
             vcard = _train_victim(out, config, victim, data, x_v, y_v, v_idx, common, progress)
         bar.update(1)
@@ -283,10 +289,7 @@ def _train_victim(
             return _write_model(out, "victim", None, card, weights_file=weights)
         return _write_model(out, "victim", model, card)
     start = time.perf_counter()
-    tc = TrainConfig(
-        optimizer=config.victim_optimizer, batch_size=config.victim_batch_size, epochs=victim_epochs(config),
-        seed=config.seed,
-    )
+    tc = _victim_train_config(config)
     c, h, w = data.input_shape
     torch.manual_seed(config.seed)
     model = create_model(config.victim_arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
@@ -299,6 +302,14 @@ def _train_victim(
         "weights_format": "safetensors",
     }  # fmt: skip
     return _write_model(out, "victim", model, card)
+
+
+def _victim_train_config(config: ZooConfig) -> TrainConfig:
+    """The victim's recipe (its siblings' too)."""
+    return TrainConfig(
+        optimizer=config.victim_optimizer, batch_size=config.victim_batch_size, epochs=victim_epochs(config),
+        seed=config.seed, augment=config.augment,
+    )
 
 
 def fit_job(

@@ -37,7 +37,8 @@ class ZooConfig(JsonConfig):
     victim's recipe and other seeds: what the victim would have been with another seed. The
     ``siblings`` method reads lineage as the victim's deviation from them (docs/method.md).
     ``victim_epochs`` (default: ``epochs``) is the victim's recipe, its siblings' too; the
-    homologous and piracy models train ``epochs``.
+    homologous and piracy models train ``epochs``. ``augment`` is every zoo model's training
+    augmentation (:class:`uapfp.training.TrainConfig`): ``crop:4+flip`` for natural images.
     """
 
     dataset: str = "fashion-mnist"
@@ -52,6 +53,7 @@ class ZooConfig(JsonConfig):
     victim_batch_size: int = 128
     epochs: int = 5
     victim_epochs: int | None = None
+    augment: str = "none"
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     split: SplitConfig = field(default_factory=SplitConfig)
     include_victim_arch: bool = True
@@ -69,6 +71,7 @@ class ZooConfig(JsonConfig):
                 arch_info(a)  # a ConfigError naming the registered ones
         for o in self.optimizers:
             TrainConfig(optimizer=o)
+        TrainConfig(augment=self.augment)
         for at in self.attacks:
             create_attack(at, **self.attack_options.get(at, {}))
         if not self.attacks and self.piracy_per_cell:
@@ -207,4 +210,5 @@ def victim_epochs(config: ZooConfig) -> int:
 def job_train_config(config: ZooConfig, job: Job) -> TrainConfig:
     """The training recipe of one zoo model; a finished model with another recipe is trained again."""
     epochs = victim_epochs(config) if job.role == "sibling" else config.epochs
-    return TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=epochs, seed=job.seed)
+    return TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=epochs, seed=job.seed,
+                       augment=config.augment)  # fmt: skip

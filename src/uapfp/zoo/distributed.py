@@ -62,6 +62,10 @@ def _fit_remote(
     return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, card
 
 
+#: Zoo models that share one GPU where the cluster has GPUs (small models leave most of one idle).
+MODELS_PER_GPU = 8
+
+
 def run_on_ray(
     out: Path, config: ZooConfig, jobs: list[Job], data: Dataset, v_idx: np.ndarray, pool_idx: np.ndarray,
     victim_card: dict[str, Any], common: dict[str, Any], *, address: str = LOCAL, bar: Any = None,
@@ -91,7 +95,7 @@ def run_on_ray(
     order = sorted(jobs, key=lambda j: (j.attack not in ("jbda", "cloudleak"), j.role == "sibling"))
     run_tasks(
         _fit_remote, {job: (job,) for job in order}, address=address, done=done, failed=failed,
-        shared=(config, data, v_idx, pool_idx, card, weights, common, trusted_modules()),
+        shared=(config, data, v_idx, pool_idx, card, weights, common, trusted_modules()), per_gpu=MODELS_PER_GPU,
     )  # fmt: skip
     if failures:
         raise UapfpError(

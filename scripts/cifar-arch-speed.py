@@ -1,0 +1,37 @@
+"""Seconds per training step of the CIFAR forms at a width: python scripts/cifar-arch-speed.py NAME...
+
+How the CPU preset of `uapfp bench cifar10` chose its widths (src/uapfp/bench/cifar10.py): a batch
+of 128 random 3x32x32 images, SGD, channels_last as the training loop does, the mean of 5 steps
+after 2 warm-up steps, and the inference time of 1,000 images (2-core VM, nothing else running).
+"""
+
+import sys
+import time
+
+import torch
+
+from uapfp.archs import create_model
+
+torch.manual_seed(0)
+x = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+y = torch.randint(0, 10, (128,))
+for name in sys.argv[1:]:
+    m = create_model(name, in_channels=3, image_size=(32, 32), num_classes=10).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    m.train()
+    for i in range(7):
+        if i == 2:
+            start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    step = (time.perf_counter() - start) / 5
+    m.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        m(torch.randn(1000, 3, 32, 32).contiguous(memory_format=torch.channels_last))
+        infer = time.perf_counter() - start
+    params = sum(p.numel() for p in m.parameters()) / 1e6
+    print(f"{name:22s} {params:.3f}M parameters, {step * 1000:.0f} ms per step, "
+          f"{step * 25000 / 128:.0f} s per epoch of 25,000 images, {infer:.2f} s per 1,000 predictions")

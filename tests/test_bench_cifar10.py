@@ -1,0 +1,81 @@
+"""``uapfp bench cifar10``'s glue on the tiny zoo and kit: held-out suspects of the zoo's
+architectures and of one left out, every method on the same answers, the report, and a rerun
+that resumes instead of training again. The CIFAR presets themselves are measured by the
+benchmark (docs/benchmark-cifar10.md), not here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from uapfp.bench import cifar10 as bench
+from uapfp.errors import ConfigError
+
+from .conftest import tiny_zoo_config
+
+KINDS = ("honest-dv-b", "honest-overlap", "copy-knockoff", "mod-prune60", "mod-int8")
+
+
+@pytest.fixture()
+def tiny_preset(monkeypatch):
+    preset = bench.Cifar10Preset(zoo=tiny_zoo_config(), suspect_archs=("A", "C", "E"), suspect_kinds=KINDS,
+                                 suspect_epochs=1)  # fmt: skip
+    monkeypatch.setitem(bench.PRESETS, "tiny-test", preset)
+
+
+def test_the_benchmark_scores_every_method_on_suspects_in_and_out_of_the_zoo(tiny_zoo, tiny_kit, tiny_preset, tmp_path,
+                                                                              caplog):  # fmt: skip
+    work = tmp_path / "work"
+    shutil.copytree(tiny_zoo.path, work / "zoo")  # the zoo and kit the preset would build, already built
+    shutil.copytree(tiny_kit.path, work / "kit")
+    config = bench.Cifar10Config(preset="tiny-test", data="fashion-mnist-slice", work=str(work), outputs=("probs",))
+    built = {p: p.stat().st_mtime_ns for p in [*(work / "zoo" / "models").iterdir(), *(work / "kit").iterdir()]}
+    caplog.set_level(logging.INFO, logger="uapfp.bench.suspects_zoo")
+    report = bench.cifar10(config)
+    assert len([r for r in caplog.records if r.name == "uapfp.bench.suspects_zoo"]) == 3 * len(KINDS)  # each trained
+
+    assert {(s["arch"], s["half"]) for s in report.suspects} == {("A", "in-zoo"), ("C", "in-zoo"), ("E", "left-out")}
+    methods = ("uap", "uap-raw", "errors", "sac", "ipguard", "siblings")
+    assert {(r["half"], r["method"]) for r in report.rows} == {(h, m) for h in ("in-zoo", "left-out") for m in methods}
+    for row in report.rows:  # knockoff, pruned and INT8 copies and two honest models per architecture
+        assert (row["copies"], row["honest"]) == ((6, 4) if row["half"] == "in-zoo" else (3, 2))
+        mine = [s for s in report.suspects if (s["half"], s["method"], s["outputs"]) == (row["half"], row["method"], "probs")]
+        pos = [s["similarity"] for s in mine if s["role"] == "piracy"]
+        neg = [s["similarity"] for s in mine if s["role"] == "homologous"]
+        assert row["auc"] == pytest.approx(sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg)), abs=1e-4)
+        assert row["detected"] == sum(s["verdict"] == "piracy" for s in mine if s["role"] == "piracy")
+    assert report.default_method == tiny_kit.config.method
+    attacks = {a["attack"]: a for a in report.attacks}
+    assert set(attacks) >= {"knockoff", "copycat", "cloudleak"}  # the zoo's copies and the suspects'
+    zoo_copies = [c for c in tiny_zoo.select("piracy") if c["attack"]["name"] == "copycat"]
+    want = sum(c["test_accuracy"] for c in zoo_copies) / len(zoo_copies) / tiny_zoo.victim["test_accuracy"]
+    assert attacks["copycat"]["mean_recovery"] == pytest.approx(want, abs=1e-4)
+    per_arch = {r["arch"]: r for r in report.per_arch}
+    assert set(per_arch) == {"A", "C", "E"} and per_arch["E"]["half"] == "left-out"
+    mine = [s for s in report.suspects
+            if (s["arch"], s["role"], s["method"]) == ("E", "piracy", report.default_method)]  # fmt: skip
+    assert per_arch["E"]["copies_mean_similarity"] == pytest.approx(sum(s["similarity"] for s in mine) / len(mine), abs=1e-4)
+    text = (work / "report.md").read_text()
+    assert text == report.markdown and "| left-out |" in text
+    assert "uapfp bench cifar10 --data fashion-mnist-slice --preset tiny-test" in text
+    assert json.loads((work / "report.json").read_text())["rows"] == report.rows
+    # The zoo and kit were resumed, not built again.
+    assert {p: p.stat().st_mtime_ns for p in built} == built
+
+    # A rerun trains nothing (every suspect is read back) and scores the same.
+    caplog.clear()
+    again = bench.cifar10(config)
+    untimed = [{k: v for k, v in r.items() if k != "seconds_per_suspect"} for r in report.rows]
+    assert [{k: v for k, v in r.items() if k != "seconds_per_suspect"} for r in again.rows] == untimed
+    assert again.attacks == report.attacks
+    assert not [r for r in caplog.records if r.name == "uapfp.bench.suspects_zoo"]
+
+    # Suspects trained with another recipe are never mixed in silently.
+    bench.PRESETS["tiny-test"] = replace(bench.PRESETS["tiny-test"], suspect_epochs=2)
+    with pytest.raises(ConfigError, match="was trained with"):
+        bench.cifar10(config)
+
