@@ -83,6 +83,11 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 20
 
 
+def attack_of(card: dict[str, Any]) -> str | None:
+    """The extraction attack that made a card's model (None for a model no attack made)."""
+    return (card.get("attack") or {}).get("name")
+
+
 def card_is_finished(path: Path) -> bool:
     """A card exists and its weights file matches the card's SHA-256."""
     if not path.is_file():

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .cards import load_model_from_card
+from .cards import attack_of, load_model_from_card
 from .config import ProtectConfig
 from .encoder import FingerprintEncoder, train_encoder
 from .errors import ConfigError
@@ -49,10 +49,6 @@ PARTS = ("train", "calibration", "heldout", "excluded")
 # --------------------------------------------------------------------------- the model split
 
 
-def _attack_of(card: dict[str, Any]) -> str | None:
-    return (card.get("attack") or {}).get("name")
-
-
 def _round(x: float) -> int:
     return int(x + 0.5)
 
@@ -74,7 +70,7 @@ def split_models(cards: list[dict[str, Any]], config: ProtectConfig, victim_arch
         if config.paper_split and card["arch"] == victim_arch:
             assignment[card["id"]] = "excluded"
             continue
-        if card["arch"] in config.exclude_archs or _attack_of(card) in config.exclude_attacks:
+        if card["arch"] in config.exclude_archs or attack_of(card) in config.exclude_attacks:
             assignment[card["id"]] = "heldout"
             continue
         groups.setdefault((card["role"], str(card.get("arch"))), []).append(card)

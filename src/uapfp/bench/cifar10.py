@@ -40,14 +40,13 @@ def _w(arch: str, widths: dict[str, float] | None) -> str:
 class Cifar10Preset:
     """What one preset trains: the zoo, the held-out suspects (``suspect_archs``; those not in
     the zoo are the left-out architectures), their kinds and epochs (``art_epochs`` for the
-    copies ART's KnockoffNets trains), and the kit's settings."""
+    copies ART's KnockoffNets trains). The kit takes ``protect``'s defaults."""
 
     zoo: ZooConfig
     suspect_archs: tuple[str, ...]
     suspect_kinds: tuple[str, ...]
     suspect_epochs: int
     art_epochs: int | None = None
-    protect: dict[str, Any] = field(default_factory=dict)
 
 
 # Extraction attacks on natural images: JBDA's Jacobian steps from a small seed set recover far
@@ -134,12 +133,8 @@ class Cifar10Report:
     markdown: str
 
 
-def _attack_of(kind_or_card: Any) -> str:
-    if isinstance(kind_or_card, dict):
-        return (kind_or_card.get("attack") or {}).get("name", "?")
-    return {"copy-art-random": "art-knockoffnets-random", "copy-art-adaptive": "art-knockoffnets-adaptive"}.get(
-        kind_or_card, kind_or_card.removeprefix("copy-")
-    )
+#: The attack of each copy kind of the suspects (the others: the project's attack its kind names).
+_SUSPECT_ATTACKS = {"copy-art-random": "art-knockoffnets-random", "copy-art-adaptive": "art-knockoffnets-adaptive"}
 
 
 def cifar10(config: Cifar10Config) -> Cifar10Report:
@@ -184,7 +179,7 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
     if (kit_dir / "manifest.json").is_file():  # written last: a kit interrupted before it is built again
         kit = Kit.load(kit_dir)
     else:
-        kit = protect(zoo, kit_dir, config=ProtectConfig(**chosen.protect))
+        kit = protect(zoo, kit_dir, config=ProtectConfig())
     stages["protect"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
@@ -226,9 +221,10 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
 def _arch_table(zoo: Any, records: list[Any], in_zoo: set[str]) -> list[dict[str, Any]]:
     """Per architecture: in the zoo or not, the zoo's models and the suspects, mean test accuracies."""
     out = []
-    names = list(dict.fromkeys([*(c["arch"] for c in zoo.select()), *(r.arch for r in records)]))
+    zoo_cards = zoo.select()
+    names = list(dict.fromkeys([*(c["arch"] for c in zoo_cards), *(r.arch for r in records)]))
     for arch in names:
-        cards = [c for c in zoo.select() if c["arch"] == arch]
+        cards = [c for c in zoo_cards if c["arch"] == arch]
         recs = [r for r in records if r.arch == arch]
         accs = [c["test_accuracy"] for c in cards] + [r.test_accuracy for r in recs]
         out.append({
@@ -241,14 +237,17 @@ def _arch_table(zoo: Any, records: list[Any], in_zoo: set[str]) -> list[dict[str
 def _attack_table(zoo: Any, records: list[Any], victim_acc: float) -> list[dict[str, Any]]:
     """Per extraction attack: the copies made by it (zoo and suspects) and their mean recovery rate
     (test accuracy over the victim's) and fidelity where the zoo measured it."""
-    by: dict[str, list[float]] = {}
-    fid: dict[str, list[float]] = {}
+    from ..cards import attack_of
+
+    by: dict[str | None, list[float]] = {}
+    fid: dict[str | None, list[float]] = {}
     for c in zoo.select("piracy"):
-        by.setdefault(_attack_of(c), []).append(c["test_accuracy"] / victim_acc)
-        fid.setdefault(_attack_of(c), []).append(c.get("fidelity", float("nan")))
+        by.setdefault(attack_of(c), []).append(c["test_accuracy"] / victim_acc)
+        fid.setdefault(attack_of(c), []).append(c.get("fidelity", float("nan")))
     for r in records:
         if r.kind.startswith("copy-"):
-            by.setdefault(_attack_of(r.kind), []).append(r.test_accuracy / victim_acc)
+            name = _SUSPECT_ATTACKS.get(r.kind, r.kind.removeprefix("copy-"))
+            by.setdefault(name, []).append(r.test_accuracy / victim_acc)
     return [
         {"attack": a, "copies": len(v), "mean_recovery": round(sum(v) / len(v), 4),
          "min_recovery": round(min(v), 4),
@@ -266,27 +265,23 @@ def _per_arch(per_suspect: list[dict[str, Any]], method: str) -> list[dict[str, 
         mine = [s for s in rows if s["arch"] == arch]
         pos = [s for s in mine if s["role"] == "piracy"]
         neg = [s for s in mine if s["role"] == "homologous"]
-
-        def mean(xs: list[dict[str, Any]]) -> float | None:
-            return round(sum(s["similarity"] for s in xs) / len(xs), 4) if xs else None
-
         out.append({
             "arch": arch, "half": mine[0]["half"], "copies": len(pos), "honest": len(neg),
-            "copies_mean_similarity": mean(pos), "honest_mean_similarity": mean(neg),
+            "copies_mean_similarity": _mean_similarity(pos), "honest_mean_similarity": _mean_similarity(neg),
             "detected": sum(s["verdict"] == "piracy" for s in pos), "flagged": sum(s["verdict"] == "piracy" for s in neg),
         })  # fmt: skip
     return out
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.3f}"
-        return "" if v is None else str(v)
+def _mean_similarity(rows: list[dict[str, Any]]) -> float | None:
+    return round(sum(s["similarity"] for s in rows) / len(rows), 4) if rows else None
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """``columns`` of ``rows`` as a Markdown table."""
+    from ..render import format_table
+
+    return format_table([{c: r.get(c) for c in columns} for r in rows], markdown=True)
 
 
 def command(config: Cifar10Config) -> str:

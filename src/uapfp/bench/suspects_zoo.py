@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 DEV_FAMILIES = ("mlp", "lenet5", "widebn")
@@ -96,8 +98,6 @@ def build_suspects(
             if card.is_file():
                 rec = SuspectRecord(**json.loads(card.read_text()))
                 if rec.recipe is not None and rec.recipe != recipe:
-                    from ..errors import ConfigError
-
                     raise ConfigError(f"{card} was trained with {rec.recipe}, not {recipe}: use another folder")
                 records.append(replace(rec, half=half(family)))
                 continue
