@@ -1,0 +1,39 @@
+"""Recovery of one knockoff copy of the `cpu` preset's victim by epochs of the copy's training:
+python scripts/cifar-copy-epochs.py ZOO ARCH EPOCHS...
+
+ZOO is a finished `uapfp bench cifar10 --preset cpu` zoo (runs/cifar10-cpu/zoo); the copy is made
+as the zoo makes its knockoff copies (the victim's probabilities on the attacker's whole pool, SGD,
+batch 128, crop and flip, seed 0), once per EPOCHS value. How far the epochs lever moves recovery
+(docs/benchmark-cifar10.md; 2-core VM, nothing else running).
+"""
+
+import sys
+import time
+
+import torch
+
+from uapfp.archs import create_model
+from uapfp.cards import load_model_from_card
+from uapfp.extraction import create_attack
+from uapfp.suspects.local import TorchSuspect
+from uapfp.training import TrainConfig, accuracy
+from uapfp.zoo import Zoo
+
+zoo = Zoo.load(sys.argv[1])
+arch, epochs_list = sys.argv[2], [int(e) for e in sys.argv[3:]]
+data = zoo.load_dataset()
+victim = load_model_from_card(zoo.victim)
+victim_acc = accuracy(victim, data.x_test, data.y_test)
+pool = data.x_train[zoo.splits()["pool"]]
+for epochs in epochs_list:
+    oracle = TorchSuspect(victim, input_shape=(3, 32, 32), num_classes=10, name="victim")
+    config = TrainConfig(optimizer="sgd", batch_size=128, epochs=epochs, augment="crop:4+flip", seed=0)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    result = create_attack("knockoff").run(
+        oracle, pool, make_model=lambda: create_model(arch, in_channels=3, image_size=(32, 32), num_classes=10),
+        train=config,
+    )
+    acc = accuracy(result.model, data.x_test, data.y_test)
+    print(f"{arch} knockoff {epochs} epochs: {time.perf_counter() - start:.0f} s, test accuracy {acc:.4f}, "
+          f"recovery {acc / victim_acc:.4f} (victim {victim_acc:.4f})", flush=True)
