@@ -2,8 +2,8 @@
 python scripts/cifar-copy-epochs.py ZOO ARCH EPOCHS...
 
 ZOO is a finished `uapfp bench cifar10 --preset cpu` zoo (runs/cifar10-cpu/zoo); the copy is made
-as the zoo makes its knockoff copies (the victim's probabilities on the attacker's whole pool, SGD,
-batch 128, crop and flip, seed 0), once per EPOCHS value. How far the epochs lever moves recovery
+as the zoo makes its SGD knockoff copies (the victim's probabilities on the attacker's whole pool,
+the zoo's batch size and augmentation, seed 0), once per EPOCHS value. How far the epochs lever moves recovery
 (docs/benchmark-cifar10.md; 2-core VM, nothing else running).
 """
 
@@ -26,12 +26,14 @@ victim = load_model_from_card(zoo.victim)
 victim_acc = accuracy(victim, data.x_test, data.y_test)
 pool = data.x_train[zoo.splits()["pool"]]
 for epochs in epochs_list:
-    oracle = TorchSuspect(victim, input_shape=(3, 32, 32), num_classes=10, name="victim")
-    config = TrainConfig(optimizer="sgd", batch_size=128, epochs=epochs, augment="crop:4+flip", seed=0)
+    oracle = TorchSuspect(victim, input_shape=data.input_shape, num_classes=data.num_classes, name="victim")
+    config = TrainConfig(optimizer="sgd", batch_size=zoo.config.batch_sizes[0], epochs=epochs,
+                         augment=zoo.config.augment, seed=0)  # fmt: skip
     torch.manual_seed(0)
     start = time.perf_counter()
     result = create_attack("knockoff").run(
-        oracle, pool, make_model=lambda: create_model(arch, in_channels=3, image_size=(32, 32), num_classes=10),
+        oracle, pool, make_model=lambda: create_model(arch, in_channels=data.input_shape[0], image_size=data.input_shape[1:],
+                                          num_classes=data.num_classes),
         train=config,
     )
     acc = accuracy(result.model, data.x_test, data.y_test)
