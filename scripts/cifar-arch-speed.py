@@ -1,8 +1,9 @@
-"""Seconds per training step of the CIFAR forms at a width: python scripts/cifar-arch-speed.py NAME...
+"""Seconds per training step of the CIFAR forms at a width: python scripts/cifar-arch-speed.py [--bf16] NAME...
 
 How the CPU preset of `uapfp bench cifar10` chose its widths (src/uapfp/bench/cifar10.py): a batch
 of 128 random 3x32x32 images, SGD, channels_last as the training loop does, the mean of 5 steps
 after 2 warm-up steps, and the inference time of 1,000 images (2-core VM, nothing else running).
+``--bf16`` trains in bfloat16 autocast as ``TrainConfig(cpu_bf16=True)`` does (fast on a CPU with AMX).
 """
 
 import sys
@@ -12,17 +13,20 @@ import torch
 
 from uapfp.archs import create_model
 
+bf16 = "--bf16" in sys.argv[1:]
+names = [a for a in sys.argv[1:] if a != "--bf16"]
 torch.manual_seed(0)
 x = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 10, (128,))
-for name in sys.argv[1:]:
+for name in names:
     m = create_model(name, in_channels=3, image_size=(32, 32), num_classes=10).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     m.train()
     for i in range(7):
         if i == 2:
             start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(m(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(m(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()

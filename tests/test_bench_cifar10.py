@@ -79,3 +79,23 @@ def test_the_benchmark_scores_every_method_on_suspects_in_and_out_of_the_zoo(tin
     with pytest.raises(ConfigError, match="was trained with"):
         bench.cifar10(config)
 
+
+
+def test_a_kit_is_reused_only_for_the_zoo_it_was_protected_from(tiny_zoo, tiny_kit, tmp_path):
+    import os
+
+    from uapfp.kit import Kit
+    from uapfp.zoo import Zoo
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_zoo.path, work / "zoo")
+    shutil.copytree(tiny_kit.path, work / "kit")
+    zoo, kit = Zoo.load(work / "zoo"), Kit.load(work / "kit")
+    assert bench._kit_of(kit, zoo)
+    honest = next(c for c in zoo.cards if c["role"] == "homologous")
+    # A zoo of other models (one fewer here) is another zoo.
+    assert not bench._kit_of(kit, replace(zoo, cards=[c for c in zoo.cards if c is not honest]))
+    # A zoo model written after the kit (trained again with another recipe) makes the kit stale.
+    later = (work / "kit" / "manifest.json").stat().st_mtime + 10
+    os.utime(honest["_path"], (later, later))
+    assert not bench._kit_of(kit, Zoo.load(work / "zoo"))

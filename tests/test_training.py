@@ -136,3 +136,36 @@ def test_the_training_device_is_the_cpu_unless_cuda_is_asked_for_or_present(monk
         training_device()
     monkeypatch.delenv("UAPFP_DEVICE")
     assert training_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_cpu_bf16_trains_in_bfloat16_deterministically_and_old_recipes_still_match(monkeypatch):
+    monkeypatch.setenv("UAPFP_DEVICE", "cpu")
+    x, y = _data()
+    a, b, full = _model(), _model(), _model()
+    cfg = TrainConfig(epochs=2, seed=3, cpu_bf16=True)
+    train_model(a, x, y, config=cfg, progress=False)
+    train_model(b, x, y, config=cfg, progress=False)
+    train_model(full, x, y, config=TrainConfig(epochs=2, seed=3), progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    # bfloat16 matmuls round the logits to 8 bits of mantissa: the weights differ from float32's, not by much.
+    assert not torch.equal(a[1].weight, full[1].weight)
+    assert torch.allclose(a[1].weight, full[1].weight, atol=0.05)
+    assert all(p.dtype == torch.float32 for p in a.parameters())  # autocast, the weights stay float32
+    # A card written before the field existed is the float32 recipe, not the bfloat16 one.
+    old = {k: v for k, v in TrainConfig(epochs=2).to_dict().items() if k != "cpu_bf16"}
+    assert TrainConfig(epochs=2).matches(old) and not TrainConfig(epochs=2, cpu_bf16=True).matches(old)
+
+
+def test_cpu_has_amx_reads_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from uapfp import training
+
+    real_open = builtins.open
+    for flags, want in (("fpu avx512f amx_bf16 amx_tile", True), ("fpu avx512f avx512_bf16", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open",
+                            lambda f, *a, info=info, **k: real_open(info if f == "/proc/cpuinfo" else f, *a, **k))  # fmt: skip
+        assert training.cpu_has_amx() is want
+    monkeypatch.setattr(builtins, "open", real_open)

@@ -72,6 +72,7 @@ def build_suspects(
     kinds: tuple[str, ...] = KINDS,
     epochs: int = 4,
     augment: str = "none",
+    cpu_bf16: bool = False,
     art_epochs: int | None = None,
     batch_size: int = 128,
     seed: int = 0,
@@ -79,14 +80,15 @@ def build_suspects(
 ) -> list[SuspectRecord]:
     """Train (or read from ``folder``) every suspect of ``families``; resumable, written atomically.
 
-    ``augment`` and ``batch_size`` are the recipe of the models this code trains (honest models
+    ``augment``, ``cpu_bf16`` and ``batch_size`` are the recipe of the models this code trains (honest models
     and the project's attacks' copies; ART's KnockoffNets trains with its own loop, ``art_epochs``
     epochs, default twice ``epochs``); ``half`` names a family's half (default: dev for the
     families benchmark's dev families, else test). A suspect already in ``folder`` whose card
     records another recipe is refused."""
     half = half or half_of
     art_epochs = art_epochs if art_epochs is not None else 2 * epochs
-    recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "batch_size": batch_size}
+    recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "batch_size": batch_size,
+              "cpu_bf16": cpu_bf16}  # fmt: skip
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -97,7 +99,7 @@ def build_suspects(
             s = seed * 1000 + f_index * 100 + k_index
             if card.is_file():
                 rec = SuspectRecord(**json.loads(card.read_text()))
-                if rec.recipe is not None and rec.recipe != recipe:
+                if rec.recipe is not None and {"cpu_bf16": False, **rec.recipe} != recipe:  # a card from before the field
                     raise ConfigError(f"{card} was trained with {rec.recipe}, not {recipe}: use another folder")
                 records.append(replace(rec, half=half(family)))
                 continue
@@ -164,7 +166,7 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
 
     def recipe(optimizer: str = "adam") -> TrainConfig:
         return TrainConfig(optimizer=optimizer, epochs=epochs, batch_size=recipe_of["batch_size"], seed=seed,
-                           augment=recipe_of["augment"])  # fmt: skip
+                           augment=recipe_of["augment"], cpu_bf16=recipe_of["cpu_bf16"])  # fmt: skip
 
     def save(model: nn.Module) -> str:
         file = f"{name}.safetensors"

@@ -308,7 +308,7 @@ def _victim_train_config(config: ZooConfig) -> TrainConfig:
     """The victim's recipe (its siblings' too)."""
     return TrainConfig(
         optimizer=config.victim_optimizer, batch_size=config.victim_batch_size, epochs=victim_epochs(config),
-        seed=config.seed, augment=config.augment,
+        seed=config.seed, augment=config.augment, cpu_bf16=config.cpu_bf16,
     )
 
 

@@ -38,7 +38,8 @@ class ZooConfig(JsonConfig):
     ``siblings`` method reads lineage as the victim's deviation from them (docs/method.md).
     ``victim_epochs`` (default: ``epochs``) is the victim's recipe, its siblings' too; the
     homologous and piracy models train ``epochs``. ``augment`` is every zoo model's training
-    augmentation (:class:`uapfp.training.TrainConfig`): ``crop:4+flip`` for natural images.
+    augmentation (:class:`uapfp.training.TrainConfig`): ``crop:4+flip`` for natural images;
+    ``cpu_bf16`` every zoo model's bfloat16 autocast on the CPU (a CPU with AMX).
     """
 
     dataset: str = "fashion-mnist"
@@ -54,6 +55,7 @@ class ZooConfig(JsonConfig):
     epochs: int = 5
     victim_epochs: int | None = None
     augment: str = "none"
+    cpu_bf16: bool = False
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     split: SplitConfig = field(default_factory=SplitConfig)
     include_victim_arch: bool = True
@@ -211,4 +213,4 @@ def job_train_config(config: ZooConfig, job: Job) -> TrainConfig:
     """The training recipe of one zoo model; a finished model with another recipe is trained again."""
     epochs = victim_epochs(config) if job.role == "sibling" else config.epochs
     return TrainConfig(optimizer=job.optimizer, batch_size=job.batch_size, epochs=epochs, seed=job.seed,
-                       augment=config.augment)  # fmt: skip
+                       augment=config.augment, cpu_bf16=config.cpu_bf16)  # fmt: skip
