@@ -3,7 +3,8 @@
 How the CPU preset of `uapfp bench cifar10` chose its widths (src/uapfp/bench/cifar10.py): a batch
 of 128 random 3x32x32 images, SGD, channels_last as the training loop does, the mean of 5 steps
 after 2 warm-up steps, and the inference time of 1,000 images (2-core VM, nothing else running).
-``--bf16`` trains in bfloat16 autocast as ``TrainConfig(cpu_bf16=True)`` does (fast on a CPU with AMX).
+``--bf16`` trains in bfloat16 autocast as ``TrainConfig(cpu_bf16=True)`` does (fast on a CPU with AMX);
+``--fmnist`` times 1x28x28 inputs instead (the Fashion-MNIST architectures A-E).
 """
 
 import sys
@@ -14,12 +15,13 @@ import torch
 from uapfp.archs import create_model
 
 bf16 = "--bf16" in sys.argv[1:]
-names = [a for a in sys.argv[1:] if a != "--bf16"]
+c, side = (1, 28) if "--fmnist" in sys.argv[1:] else (3, 32)
+names = [a for a in sys.argv[1:] if a not in ("--bf16", "--fmnist")]
 torch.manual_seed(0)
-x = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+x = torch.randn(128, c, side, side).contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 10, (128,))
 for name in names:
-    m = create_model(name, in_channels=3, image_size=(32, 32), num_classes=10).to(memory_format=torch.channels_last)
+    m = create_model(name, in_channels=c, image_size=(side, side), num_classes=10).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     m.train()
     for i in range(7):
@@ -34,7 +36,7 @@ for name in names:
     m.eval()
     with torch.no_grad():
         start = time.perf_counter()
-        m(torch.randn(1000, 3, 32, 32).contiguous(memory_format=torch.channels_last))
+        m(torch.randn(1000, c, side, side).contiguous(memory_format=torch.channels_last))
         infer = time.perf_counter() - start
     params = sum(p.numel() for p in m.parameters()) / 1e6
     print(f"{name:22s} {params:.3f}M parameters, {step * 1000:.0f} ms per step, "
