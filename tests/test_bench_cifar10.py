@@ -80,7 +80,6 @@ def test_the_benchmark_scores_every_method_on_suspects_in_and_out_of_the_zoo(tin
         bench.cifar10(config)
 
 
-
 def test_a_kit_is_reused_only_for_the_zoo_it_was_protected_from(tiny_zoo, tiny_kit, tmp_path):
     import os
 

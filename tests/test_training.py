@@ -168,4 +168,3 @@ def test_cpu_has_amx_reads_the_cpu_flags(monkeypatch, tmp_path):
         monkeypatch.setattr(builtins, "open",
                             lambda f, *a, info=info, **k: real_open(info if f == "/proc/cpuinfo" else f, *a, **k))  # fmt: skip
         assert training.cpu_has_amx() is want
-    monkeypatch.setattr(builtins, "open", real_open)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..config import ProtectConfig
 from ..errors import ConfigError
 from ..options import option
 from ..zoo.config import ZooConfig
@@ -41,9 +42,9 @@ class Cifar10Preset:
     """What one preset trains: the zoo, the held-out suspects (``suspect_archs``; those not in
     the zoo are the left-out architectures), their kinds and epochs (``art_epochs`` for the
     copies ART's KnockoffNets trains); ``cpu_bf16``: the zoo and suspects train in bfloat16
-    autocast on a CPU with AMX. The kit takes ``protect``'s defaults but ``calibration_fraction``
-    where a preset sets one (a zoo of two architectures with four honest models each: the default
-    third, rounded per architecture, sets aside 2 of the 3 the test needs)."""
+    autocast on a CPU with AMX; ``protect``: the kit's settings (``protect``'s defaults unless a
+    preset needs others: on a zoo of two architectures with four honest models each, the default
+    calibration third, rounded per architecture, sets aside 2 of the 3 the test needs)."""
 
     zoo: ZooConfig
     suspect_archs: tuple[str, ...]
@@ -51,7 +52,7 @@ class Cifar10Preset:
     suspect_epochs: int
     art_epochs: int | None = None
     cpu_bf16: bool = False
-    calibration_fraction: float | None = None
+    protect: ProtectConfig = field(default_factory=ProtectConfig)
 
 
 # Extraction attacks on natural images: JBDA's Jacobian steps from a small seed set recover far
@@ -79,13 +80,14 @@ PRESETS: dict[str, Cifar10Preset] = {
     # other families (a MobileNet-like depthwise-separable net and a wide BatchNorm CNN: 5 and 7 s per
     # epoch of D_V here, where GoogLeNet and DenseNet121 take 156 and 125 s; both of those are in the
     # paper preset). ResNet34 (43 s per epoch) left the preset when its copies went from 5 to 10
-    # epochs, for the 3 hours (docs/benchmark-cifar10.md). The victim's 20 epochs reach 0.80 at a
+    # epochs, to keep the run near an hour (docs/benchmark-cifar10.md). The victim's 20 epochs reach 0.80 at a
     # quarter width.
     "cpu": Cifar10Preset(
         zoo=_zoo(_CPU_WIDTHS, ("vgg16", "resnet18"), optimizers=("sgd", "adam"), piracy_per_cell=1,
                  homologous_per_cell=2, epochs=10, victim_epochs=20, siblings=2),
         suspect_archs=(*(_w(a, _CPU_WIDTHS) for a in ("vgg16", "resnet18")), "dwsep", "widebn"),
-        suspect_kinds=_KINDS, suspect_epochs=10, art_epochs=10, cpu_bf16=True, calibration_fraction=0.5,
+        suspect_kinds=_KINDS, suspect_epochs=10, art_epochs=10, cpu_bf16=True,
+        protect=ProtectConfig(calibration_fraction=0.5),
     ),  # fmt: skip
     # The paper's five families at full width, 10 + 10 models per architecture and optimizer, for a
     # GPU (--ray local: eight models share it; each trains with its data on the device, in bfloat16,
@@ -149,7 +151,6 @@ _SUSPECT_ATTACKS = {"copy-art-random": "art-knockoffnets-random", "copy-art-adap
 def cifar10(config: Cifar10Config) -> Cifar10Report:
     """Build (or resume) the preset's zoo, kit and held-out suspects, then score every method."""
     from ..cards import load_model_from_card
-    from ..config import ProtectConfig
     from ..data import load_dataset
     from ..kit import Kit
     from ..protect import protect
@@ -193,8 +194,7 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
         log.warning("%s was protected from another zoo than %s: protecting again", kit_dir, work / "zoo")
         kit = None
     if kit is None:
-        fraction = {} if chosen.calibration_fraction is None else {"calibration_fraction": chosen.calibration_fraction}
-        kit = protect(zoo, kit_dir, config=ProtectConfig(**fraction))
+        kit = protect(zoo, kit_dir, config=chosen.protect)
     stages["protect"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
