@@ -156,7 +156,7 @@ def test_cpu_bf16_trains_in_bfloat16_deterministically_and_old_recipes_still_mat
     assert TrainConfig(epochs=2).matches(old) and not TrainConfig(epochs=2, cpu_bf16=True).matches(old)
 
 
-def test_cpu_has_amx_reads_the_cpu_flags(monkeypatch, tmp_path):
+def test_cpu_has_amx_and_cpuinfo_read_the_cpu_flags_and_fields(monkeypatch, tmp_path):
     import builtins
 
     from uapfp import training
@@ -164,7 +164,8 @@ def test_cpu_has_amx_reads_the_cpu_flags(monkeypatch, tmp_path):
     real_open = builtins.open
     for flags, want in (("fpu avx512f amx_bf16 amx_tile", True), ("fpu avx512f avx512_bf16", False)):
         info = tmp_path / "cpuinfo"
-        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        info.write_text(f"processor\t: 0\nmodel name\t: Test CPU @ 2.0GHz\nflags\t\t: {flags}\n")
         monkeypatch.setattr(builtins, "open",
                             lambda f, *a, info=info, **k: real_open(info if f == "/proc/cpuinfo" else f, *a, **k))  # fmt: skip
         assert training.cpu_has_amx() is want
+        assert training.cpuinfo("model name") == "Test CPU @ 2.0GHz" and training.cpuinfo("no such field") is None

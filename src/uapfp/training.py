@@ -289,17 +289,24 @@ def _train_once(
     return loss_value, total * config.batch_size
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX bfloat16 tiles (Intel Sapphire Rapids and later: ``amx_bf16`` in
-    ``/proc/cpuinfo``), where bfloat16 autocast makes convolutions several times faster."""
+def cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` (``model name``, ``flags``...) in ``/proc/cpuinfo``; None where
+    the file or the field is missing (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
+                name, sep, value = line.partition(":")
+                if sep and name.strip() == field:
+                    return value.strip()
     except OSError:
         pass
-    return False
+    return None
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX bfloat16 tiles (Intel Sapphire Rapids and later: ``amx_bf16`` in
+    ``/proc/cpuinfo``), where bfloat16 autocast makes convolutions several times faster."""
+    return "amx_bf16" in (cpuinfo("flags") or "").split()
 
 
 def training_device() -> torch.device:
