@@ -15,7 +15,10 @@ def test_looks_and_levels():
     assert sequential.looks(20) == [5, 10, 20]
     assert sequential.looks(2) == [2] and sequential.looks(5) == [2, 5]
     lv = sequential.levels(0.05, 3)
-    assert lv == pytest.approx([0.005, 0.005, 0.04]) and sum(lv) == pytest.approx(0.05)
+    assert lv == pytest.approx([0.00125, 0.00125, 0.0475]) and sum(lv) == pytest.approx(0.05)
+    assert sequential.levels(0.05, 3, early_share=0.1) == pytest.approx([0.005, 0.005, 0.04])
+    with pytest.raises(ValueError, match="cannot spend"):
+        sequential.levels(0.05, 3, early_share=0.5)
     assert sequential.levels(0.01, 1) == [0.01]
     assert sequential.decision(0.001, 0.005, last=False) == "piracy"
     assert sequential.decision(0.7, 0.005, last=False) == "not shown"
@@ -97,4 +100,25 @@ def test_verify_stops_once_settled_and_recheck_agrees(tiny_kit, tiny_zoo, tmp_pa
     del header["fingerprints"]
     log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
     with pytest.raises(ConfigError, match="how many sets"):
+        recheck_query_log(tiny_kit, log)
+
+    # A log records the share of alpha its early looks spent, and recheck applies that rule: a log
+    # from before the field gets the rule of its time (0.1 of alpha per early look); a share that
+    # leaves nothing for the last look is refused.
+    log = tmp_path / f"{clearest_copy['id']}.jsonl"
+    lines = log.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["early_share"] == sequential.EARLY_SHARE
+    alpha = tiny_kit.config.alpha
+    for share, want in ((None, sequential.LEGACY_EARLY_SHARE), (0.2, 0.2)):
+        if share is None:
+            del header["early_share"]
+        else:
+            header["early_share"] = share
+        log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+        again = recheck_query_log(tiny_kit, log)
+        assert again.sequential["levels"] == pytest.approx(sequential.levels(alpha, len(again.sequential["looks"]), early_share=want))
+    header["early_share"] = 0.9
+    log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match="early_share"):
         recheck_query_log(tiny_kit, log)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import sequential as sequential_rule
 from .errors import ConfigError
 from .kit import Kit
 from .storage import check_output_path
@@ -25,10 +26,11 @@ class QueryLog:
 
     Header: ``{"type": "header", "format", "kit_sha256", "kit_signed_by", "suspect", "output_mode", "uap_sha256",
     "method", "fingerprints", "alpha", "sequential", "started"}`` (``sequential``: the run stopped once
-    the sequential test settled, :mod:`uapfp.sequential`). Query lines: ``{"queries", "set", "point", "uap",
-    "input_sha256", "output"}``: which query sets (``uap`` for the probe points with and without
-    the UAP, ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was
-    added; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian, C order)
+    the sequential test settled, :mod:`uapfp.sequential`; a sequential log adds ``early_share``,
+    the share of alpha its early looks spent, 0.1 where a log from before the field lacks it).
+    Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
+    (``uap`` for the probe points with and without the UAP, ``errors``, ``ipguard``), the set and the
+    point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian, C order)
     and ``output`` the answer row exactly as received (floats round-trip float32).
     The log is written to a temporary file beside ``path`` and renamed over it by
     :meth:`close`, so ``path`` only ever holds a whole log (of a run that ended, however it ended).
@@ -65,6 +67,7 @@ class QueryLog:
                     "fingerprints": fingerprints,
                     "alpha": alpha,
                     "sequential": sequential,
+                    **({"early_share": sequential_rule.EARLY_SHARE} if sequential else {}),
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
             )
@@ -173,6 +176,9 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
     sequential = header.get("sequential") is True  # then a log that stops early is a settled verdict
     if sequential and not n_req:
         raise ConfigError(f"{path}: a sequential log must say how many sets were requested (its looks follow)")
+    share = header.get("early_share", sequential_rule.LEGACY_EARLY_SHARE)  # the rule its verification ran
+    if sequential and not (isinstance(share, float) and 0 < share < 0.5):
+        raise ConfigError(f"{path}: the header's early_share {share!r} is not a share of alpha below 0.5")
     n_req = n_req or max((len(a) for a in got.values()), default=0)
     short = [key for key, a in got.items() if len(a) < n_req]
     message = (
@@ -182,5 +188,5 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
     return score_answers(
         kit, {key: torch.stack(a) if a else torch.zeros(0) for key, a in got.items()}, mode=mode, scoring=scoring,
         n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
-        sequential=sequential,
+        sequential=sequential, early_share=share if sequential else None,
     )  # fmt: skip

@@ -262,12 +262,14 @@ def score_answers(
     start: float,
     message: str = "",
     sequential: bool = False,
+    early_share: float | None = None,
 ) -> Verdict:
     """The verdict on answers (query-set name -> (S', n, K)) to the first S' sets of each kind.
 
     Tested at alpha, or (``sequential``) at the first look of :mod:`uapfp.sequential` that the
-    answers settle; a sequential verdict they do not settle is ``inconclusive`` (with
-    ``message``, or a note that the next look's sets are missing).
+    answers settle, its early looks at ``early_share`` of alpha each (None: today's rule); a
+    sequential verdict they do not settle is ``inconclusive`` (with ``message``, or a note that
+    the next look's sets are missing).
     """
     if sequential:
 
@@ -278,7 +280,9 @@ def score_answers(
                 message=note,
             )  # fmt: skip
 
-        return _sequential_verdict(at, answers, scoring=scoring, n_req=n_req, message=message)
+        return _sequential_verdict(
+            at, answers, scoring=scoring, n_req=n_req, message=message, early_share=early_share
+        )
     method = scoring.method
     common = {
         "suspect": name, "alpha": scoring.alpha, "fingerprints_requested": n_req, "queries": queries,
@@ -326,14 +330,20 @@ def score_answers(
 
 
 def _sequential_verdict(
-    at: Callable[..., Verdict], answers: dict[str, torch.Tensor], *, scoring: Scoring, n_req: int, message: str
+    at: Callable[..., Verdict],
+    answers: dict[str, torch.Tensor],
+    *,
+    scoring: Scoring,
+    n_req: int,
+    message: str,
+    early_share: float | None,
 ) -> Verdict:
     """The first look of :mod:`uapfp.sequential` that ``at(k)`` (the verdict at alpha on the first
     k sets) settles, else ``inconclusive``."""
     from . import sequential as seq
 
     points = seq.looks(n_req)
-    lv = seq.levels(scoring.alpha, len(points))
+    lv = seq.levels(scoring.alpha, len(points), early_share=early_share)
     info: dict[str, Any] = {"looks": points, "levels": [round(x, 10) for x in lv], "settled_after": None}
     have = min((len(answers.get(ch.query_key, ())) for ch in scoring.method.channels), default=0)
     for j, k in enumerate(points):
