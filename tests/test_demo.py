@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from uapfp.demo import run_demo
 
@@ -21,6 +22,10 @@ def test_the_demo_runs_and_its_evidence_page_renders(tmp_path, capsys):
     record = json.loads(page.with_suffix(".json").read_text())
     assert str(page) in out and record["verdict"] in ("piracy", "not shown")
     assert record["method"] == "siblings"  # the default (auto) on a zoo with the victim's siblings
+    # The suggested next command names a held-out copy (one the kit never trained on), not a zoo model at random.
+    suggested = re.search(r"uapfp verify --kit \S+ --suspect (\S+)", out.split("Next:", 1)[1]).group(1)
+    kit_info = json.loads((tmp_path / "demo" / "kit" / "kit.json").read_text())
+    assert Path(suggested).stem in kit_info["models"]["heldout"] and "piracy" in Path(suggested).stem
     dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
     assert record["verdict"] in text and f"{record['p_value']:.3g}" in text

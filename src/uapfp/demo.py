@@ -120,8 +120,10 @@ def run_demo(
     )
     for page in pages:
         print(f"The evidence page of {page.stem}'s verdict (open it in a browser): {page}")
-    print(
-        "Next: verify a model of your own with\n"
-        f"  uapfp verify --kit {folder / 'kit'} --suspect {folder / 'zoo' / 'models' / 'piracy-A-adam-00.json'}"
-    )
+    example = next((c for c in suspects if c["role"] == "piracy"), suspects[0] if suspects else None)
+    if example is not None:  # a held-out copy's card; a model of the user's own goes in its place
+        print(
+            "Next: verify a suspect (here a held-out copy; pass a model of your own the same way) with\n"
+            f"  uapfp verify --kit {folder / 'kit'} --suspect {example['_path']}"
+        )
     return 0
