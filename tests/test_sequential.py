@@ -117,7 +117,8 @@ def test_verify_stops_once_settled_and_recheck_agrees(tiny_kit, tiny_zoo, tmp_pa
             header["early_share"] = share
         log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
         again = recheck_query_log(tiny_kit, log)
-        assert again.sequential["levels"] == pytest.approx(sequential.levels(alpha, len(again.sequential["looks"]), early_share=want))
+        want_levels = sequential.levels(alpha, len(again.sequential["looks"]), early_share=want)
+        assert again.sequential["levels"] == pytest.approx(want_levels)
     header["early_share"] = 0.9
     log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
     with pytest.raises(ConfigError, match="early_share"):

@@ -120,7 +120,7 @@ def run_demo(
     )
     for page in pages:
         print(f"The evidence page of {page.stem}'s verdict (open it in a browser): {page}")
-    example = next((c for c in suspects if c["role"] == "piracy"), suspects[0] if suspects else None)
+    example = next((c for c in suspects if c["role"] == "piracy"), None)
     if example is not None:  # a held-out copy's card; a model of the user's own goes in its place
         print(
             "Next: verify a suspect (here a held-out copy; pass a model of your own the same way) with\n"

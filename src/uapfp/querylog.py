@@ -30,8 +30,9 @@ class QueryLog:
     the share of alpha its early looks spent, 0.1 where a log from before the field lacks it).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
     (``uap`` for the probe points with and without the UAP, ``errors``, ``ipguard``), the set and the
-    point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian, C order)
-    and ``output`` the answer row exactly as received (floats round-trip float32).
+    point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
+    float32 bytes (little-endian, C order) and ``output`` the answer row exactly as received (floats
+    round-trip float32).
     The log is written to a temporary file beside ``path`` and renamed over it by
     :meth:`close`, so ``path`` only ever holds a whole log (of a run that ended, however it ended).
     """
