@@ -98,3 +98,28 @@ def test_a_kit_is_reused_only_for_the_zoo_it_was_protected_from(tiny_zoo, tiny_k
     later = (work / "kit" / "manifest.json").stat().st_mtime + 10
     os.utime(honest["_path"], (later, later))
     assert not bench._kit_of(kit, Zoo.load(work / "zoo"))
+
+
+def test_benchmark_suspects_of_another_victim_are_refused(tiny_zoo, tmp_path):
+    import copy
+
+    import torch
+
+    from uapfp.bench.suspects_zoo import build_suspects
+    from uapfp.cards import load_model_from_card
+
+    data, victim = tiny_zoo.load_dataset(), load_model_from_card(tiny_zoo.victim)
+    kw = dict(families=("C",), kinds=("honest-dv-b",), epochs=1, half=lambda family: "dev")
+    first = build_suspects(tmp_path, victim, data, tiny_zoo.splits(), **kw)
+    assert build_suspects(tmp_path, victim, data, tiny_zoo.splits(), **kw) == first  # read back, not trained
+    other = copy.deepcopy(victim)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)  # another victim: the cached suspects copied (or not) this one
+    with pytest.raises(ConfigError, match="another victim"):
+        build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw)
+    # A card from before the victim was recorded is read back as it was.
+    card = tmp_path / "C-honest-dv-b.json"
+    old = json.loads(card.read_text())
+    del old["recipe"]["victim"]
+    card.write_text(json.dumps(old))
+    assert [r.name for r in build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw)] == ["C-honest-dv-b"]

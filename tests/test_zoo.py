@@ -210,14 +210,21 @@ def test_a_ray_build_writes_the_sequential_builds_cards_and_weights(tmp_path):
     assert not list((tmp_path / "ray").rglob("*.tmp"))
 
 
-def test_the_quick_preset_trains_the_victims_recipe_for_the_victim_and_siblings_only():
+def test_the_quick_preset_is_the_small_presets_first_round_in_bfloat16_where_the_cpu_has_amx(monkeypatch):
+    from uapfp.zoo import config as zoo_config
     from uapfp.zoo.config import job_train_config, plan_siblings, victim_epochs
 
-    cfg = preset("quick")
-    assert victim_epochs(cfg) == 5 and cfg.epochs == 3
-    jobs = plan_jobs(cfg)
-    assert len(jobs) == 5 * 2 * (1 + 2) and {job_train_config(cfg, j).epochs for j in jobs} == {3}
-    assert {job_train_config(cfg, j).epochs for j in plan_siblings(cfg, cfg.victim_arch)} == {5}
-    assert victim_epochs(preset("small")) == preset("small").epochs  # unset: the victim trains the zoo's epochs
+    small = preset("small")
+    for amx in (True, False):
+        monkeypatch.setattr(zoo_config, "cpu_has_amx", lambda amx=amx: amx)
+        cfg = preset("quick")
+        assert cfg.cpu_bf16 is amx and not preset("small").cpu_bf16  # small keeps float32 (its figures' recipe)
+        jobs = plan_jobs(cfg)
+        assert jobs == plan_jobs(replace(small, piracy_per_cell=2, homologous_per_cell=3))
+        assert len(jobs) == 5 * 3 * (2 + 3) and cfg.siblings == 8
+        assert {job_train_config(cfg, j).cpu_bf16 for j in (*jobs, *plan_siblings(cfg, cfg.victim_arch))} == {amx}
+    # Grown by two rounds, it plans small's models (in its own precision).
+    assert plan_jobs(preset("quick", piracy_per_cell=6, homologous_per_cell=9)) == plan_jobs(small)
+    assert victim_epochs(small) == small.epochs  # unset: the victim trains the zoo's epochs
     with pytest.raises(ConfigError, match="victim_epochs"):
         preset("quick", victim_epochs=0)

@@ -10,7 +10,6 @@ calibration, one more per calibration architecture) and returns the :class:`~uap
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import logging
 import os
 import platform
@@ -32,7 +31,7 @@ from .kit import KIT_FORMAT, Kit
 from .methods import Reference, boundary_queries, error_queries
 from .probes import select_probes
 from .significance import get_test
-from .storage import ensure_writable_dir, load_tensors, save_tensors
+from .storage import ensure_writable_dir, load_tensors, save_tensors, sha256_tensors
 from .suspects.spec import card_suspect
 from .uap import UAPResult, create_uap_method
 from .zoo import Zoo
@@ -157,13 +156,6 @@ def plan_models(zoo: Zoo, config: ProtectConfig) -> Plan:
 # --------------------------------------------------------------------------- profiling a zoo
 
 
-def _tensor_digest(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
 def zoo_fingerprints(
     zoo: Zoo, v: torch.Tensor, images: torch.Tensor, *, ids: list[str] | None = None, progress: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -174,7 +166,7 @@ def zoo_fingerprints(
     """
     from tqdm.auto import tqdm
 
-    key = _tensor_digest(v, images)[:20]
+    key = sha256_tensors(v, images)[:20]
     cache_path = zoo.path / "cache" / f"fingerprints-{key}.safetensors"
     cache = load_tensors(cache_path) if cache_path.is_file() else {}
     wanted = [c for c in zoo.cards if ids is None or c["id"] in ids]
@@ -200,7 +192,7 @@ def zoo_answers(
     like :func:`zoo_fingerprints`."""
     from tqdm.auto import tqdm
 
-    key = _tensor_digest(queries)[:20]
+    key = sha256_tensors(queries)[:20]
     cache_path = zoo.path / "cache" / f"answers-{key}.safetensors"
     cache = load_tensors(cache_path) if cache_path.is_file() else {}
     out, changed = {}, False

@@ -36,6 +36,14 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_tensors(*tensors: torch.Tensor) -> str:
+    """SHA-256 hex digest of tensors' values (their bytes in order, on the CPU)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def check_output_path(path: str | os.PathLike[str], what: str = "output") -> Path:
     """``path`` if a file may be written there: a regular file (not a link) or a new name in a
     folder that exists or can be made, and is writable. A device, a FIFO, a folder or a

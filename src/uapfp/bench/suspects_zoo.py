@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..storage import load_tensors, save_tensors, sha256_tensors, write_json
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,12 @@ def build_suspects(
     and the project's attacks' copies; ART's KnockoffNets trains with its own loop, ``art_epochs``
     epochs, default twice ``epochs``); ``half`` names a family's half (default: dev for the
     families benchmark's dev families, else test). A suspect already in ``folder`` whose card
-    records another recipe is refused."""
+    records another recipe, or another victim (by a digest of its weights), is refused."""
     half = half or half_of
     art_epochs = art_epochs if art_epochs is not None else 2 * epochs
+    victim_digest = sha256_tensors(*victim.state_dict().values())
     recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "batch_size": batch_size,
-              "cpu_bf16": cpu_bf16}  # fmt: skip
+              "cpu_bf16": cpu_bf16, "victim": victim_digest}  # fmt: skip
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -99,8 +101,12 @@ def build_suspects(
             s = seed * 1000 + f_index * 100 + k_index
             if card.is_file():
                 rec = SuspectRecord(**json.loads(card.read_text()))
-                if rec.recipe is not None and {"cpu_bf16": False, **rec.recipe} != recipe:  # a card from before the field
-                    raise ConfigError(f"{card} was trained with {rec.recipe}, not {recipe}: use another folder")
+                # A card from before a field: float32, and a victim it did not record (taken on trust).
+                if rec.recipe is not None and {"cpu_bf16": False, "victim": victim_digest, **rec.recipe} != recipe:
+                    raise ConfigError(
+                        f"{card} was trained with {rec.recipe}, not {recipe} (another victim, if 'victim' differs): "
+                        "use another folder"
+                    )
                 records.append(replace(rec, half=half(family)))
                 continue
             start = time.perf_counter()
@@ -111,8 +117,6 @@ def build_suspects(
                 half=half(family), weights=weights, test_accuracy=round(acc, 4), queries=queries,
                 seconds=round(time.perf_counter() - start, 1), recipe=recipe,
             )  # fmt: skip
-            from ..storage import write_json
-
             write_json(card, asdict(rec))
             log.info("%s: accuracy %.4f, %d queries (%.0f s)", name, acc, queries, rec.seconds)
             records.append(rec)
@@ -122,7 +126,6 @@ def build_suspects(
 def load_suspect_model(folder: str | os.PathLike[str], rec: SuspectRecord, data: Any) -> Any:
     """The suspect's model: an ``nn.Module`` (safetensors) or the path of an ONNX file."""
     from ..archs import create_model
-    from ..storage import load_tensors
 
     path = Path(folder) / rec.weights
     if path.suffix == ".onnx":
@@ -151,7 +154,6 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
     from ..archs import create_model
     from ..data import homologous_indices
     from ..extraction import create_attack
-    from ..storage import save_tensors
     from ..suspects.local import TorchSuspect
     from ..training import TrainConfig, train_model
 

@@ -48,7 +48,11 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     zoo = p.add_subparsers(dest="zoo_command", required=True)
     b = zoo.add_parser("build", help="train a victim, homologous and piracy models (resumable)")
     b.add_argument("--out", required=True, help="zoo folder (rerun with the same folder to resume)")
-    b.add_argument("--preset", default="small", choices=["tiny", "small", "quick", "paper"])
+    b.add_argument(
+        "--preset", default="quick", choices=["tiny", "quick", "small", "paper"],
+        help="quick (default): 84 models, about 18 min on 2 cores with --ray and AMX; small: 234 models, about 3 h; "
+        "tiny: the shipped slice, for trying; paper: the paper's split (docs/zoo.md)",
+    )  # fmt: skip
     b.add_argument("--dataset", default=None, help="fashion-mnist, fashion-mnist-slice, imagefolder:PATH (class folders or Tiny ImageNet) or cifar10:PATH")
     b.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     b.add_argument("--archs", default=None, help="comma-separated architectures (registered names or module:factory)")
@@ -58,7 +62,7 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--homologous", type=int, default=None, help="homologous models per architecture and optimizer, in all"
     )
-    b.add_argument("--epochs", type=int, default=None, help="epochs of the homologous and piracy models (of the victim and its siblings too, unless the preset sets theirs: quick keeps 5)")
+    b.add_argument("--epochs", type=int, default=None, help="epochs of the homologous and piracy models (of the victim and its siblings too, unless the preset sets theirs)")
     b.add_argument("--augment", default=None, help="training augmentation of every model: none (default), or crop:P, flip "
                    "and shift:P joined by + (crop:4+flip for natural images such as CIFAR-10)")  # fmt: skip
     b.add_argument("--overlap", type=float, default=0.5, help="overlap rate of each D_H with D_V (default 0.5)")
