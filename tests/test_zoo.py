@@ -101,6 +101,12 @@ def test_build_cards_and_resume_after_interruption(tmp_path, monkeypatch):
     path.write_text(json.dumps(card))
     with pytest.raises(ConfigError, match="victim.json was trained with another recipe"):
         build_zoo(tmp_path, cfg, progress=False)
+    # Begun in bfloat16 on a CPU with AMX, resumed on one without: the message says so.
+    card["train"]["augment"] = cfg.augment
+    card["train"]["cpu_bf16"] = True
+    path.write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="trained in bfloat16: a preset trains in bfloat16 only on a CPU with AMX"):
+        build_zoo(tmp_path, cfg, progress=False)
 
 
 def test_cards_hold_what_the_issue_lists(tmp_path):

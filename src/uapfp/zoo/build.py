@@ -205,8 +205,12 @@ def _build_zoo(
         if card_is_finished(vpath):
             vcard = read_card(vpath)
             if vcard.get("train") is not None and not _victim_train_config(config).matches(vcard["train"]):
+                hint = ""
+                if bool(vcard["train"].get("cpu_bf16", False)) != config.cpu_bf16:
+                    hint = (f" (it was trained in {'float32' if config.cpu_bf16 else 'bfloat16'}: a preset trains in"
+                            " bfloat16 only on a CPU with AMX, so resume on a machine of the kind that began it)")  # fmt: skip
                 raise ConfigError(
-                    f"{vpath} was trained with another recipe ({vcard['train']}) than this zoo's; every model "
+                    f"{vpath} was trained with another recipe ({vcard['train']}) than this zoo's{hint}; every model "
                     "is measured against the victim: use a new --out folder"
                 )
         else:
