@@ -104,11 +104,11 @@ PRESETS: dict[str, ZooConfig] = {
         epochs=4,
         batch_sizes=(128,),
     ),
-    "small": _SMALL,
     # The default: small's first round (84 models with the victim and its siblings), in bfloat16 autocast on a
     # CPU with AMX: a kit from nothing in about 20 minutes on 2 cores with --ray there (docs/zoo.md). Grow it
     # into small's plan with --piracy 6 --homologous 9 (in bfloat16 too where AMX, unlike small itself).
     "quick": replace(_SMALL, piracy_per_cell=2, homologous_per_cell=3, cpu_bf16=True),
+    "small": _SMALL,
     "paper": ZooConfig(
         archs=("B", "C", "D", "E"),
         include_victim_arch=False,
@@ -120,7 +120,7 @@ PRESETS: dict[str, ZooConfig] = {
 
 
 def preset(name: str, **overrides: Any) -> ZooConfig:
-    """A named preset (``tiny``, ``small``, ``quick``, ``paper``) with optional field overrides.
+    """A named preset (``tiny``, ``quick``, ``small``, ``paper``) with optional field overrides.
 
     A preset's bfloat16 autocast (``quick``'s) holds on a CPU with AMX only; elsewhere it trains in
     float32, where bfloat16 has no fast kernels (the choice is in the zoo's recorded config and cards).
