@@ -83,3 +83,18 @@ def test_a_width_suffix_needs_a_family_that_takes_one():
         create_model("A-w0.5")
     with pytest.raises(ConfigError, match="width multiplier"):
         create_model("resnet18-w0")
+
+
+def test_the_examples_owner_architecture_is_outside_the_registry_and_builds(monkeypatch):
+    """examples/owner_nets.py (the lineage benchmark's second victim) as an owner names it."""
+    from pathlib import Path
+
+    from uapfp.archs import trusting
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
+    assert not any("convmixer" in name for name in list_archs())
+    with trusting(["owner_nets"]):
+        for channels, size, classes in [(1, (28, 28), 10), (3, (32, 32), 7)]:
+            model = create_model("owner_nets:convmixer", in_channels=channels, image_size=size, num_classes=classes)
+            out = model.eval()(torch.rand(3, channels, *size))
+            assert out.shape == (3, classes) and torch.isfinite(out).all()
