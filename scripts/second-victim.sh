@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The lineage benchmark's second victim (docs/results-fmnist.md, "A second victim"): an owner's own
+# ConvMixer (examples/owner_nets.py), outside the registry, trained by the owner's own script on the
+# first 30,000 training images, then given to uapfp as a user would: zoo (default preset, on a local
+# Ray instance), protect, evaluate, and the families benchmark on both halves (nothing is decided
+# on this victim: both are reported). About 70 minutes on 2 cores; every step resumes.
+# Run from the repository root with uapfp[ray,bench] installed in .venv.
+set -euo pipefail
+export PYTHONPATH="$PWD/examples${PYTHONPATH:+:$PYTHONPATH}"
+u() { .venv/bin/uapfp -q --trust-code owner_nets "$@"; }
+[ -f runs/victim2/convmixer.safetensors ] ||
+    .venv/bin/python examples/train_owner_victim.py --out runs/victim2/convmixer.safetensors
+u zoo build --victim owner_nets:convmixer --victim-weights runs/victim2/convmixer.safetensors \
+    --victim-data "fashion-mnist[0:30000]" --out runs/zoo-v2 --ray
+[ -f runs/kit-v2/kit.json ] || u protect --zoo runs/zoo-v2 --out runs/kit-v2
+for m in uap siblings; do
+    u evaluate --kit runs/kit-v2 --zoo runs/zoo-v2 --method $m --json runs/eval-v2-$m.json
+done
+u bench families --zoo runs/zoo-v2 --kit runs/kit-v2 --models runs/families-v2 --halves both \
+    --out runs/bench-families-v2.json
