@@ -3,7 +3,8 @@
 # ConvMixer (examples/owner_nets.py), outside the registry, trained by the owner's own script on the
 # first 30,000 training images, then given to uapfp as a user would: zoo (default preset, on a local
 # Ray instance), protect, evaluate, and the families benchmark on both halves (nothing is decided
-# on this victim: both are reported). About 70 minutes on 2 cores; every step resumes.
+# on this victim: both are reported), then a study with siblings trained by the owner's own script.
+# About 85 minutes on 2 cores; every step resumes.
 # Run from the repository root with uapfp[ray,bench] installed in .venv.
 set -euo pipefail
 export PYTHONPATH="$PWD/examples${PYTHONPATH:+:$PYTHONPATH}"
@@ -18,3 +19,9 @@ for m in uap siblings; do
 done
 u bench families --zoo runs/zoo-v2 --kit runs/kit-v2 --models runs/families-v2 --halves both \
     --out runs/bench-families-v2.json
+# Study: the same victim with siblings trained by the owner's own script (scripts/owner-siblings.py).
+.venv/bin/python scripts/owner-siblings.py --zoo runs/zoo-v2 --out runs/zoo-v2o
+[ -f runs/kit-v2o/kit.json ] || u protect --zoo runs/zoo-v2o --out runs/kit-v2o
+u evaluate --kit runs/kit-v2o --zoo runs/zoo-v2o --method siblings --json runs/eval-v2o-siblings.json
+u bench families --zoo runs/zoo-v2o --kit runs/kit-v2o --models runs/families-v2 --halves both \
+    --methods siblings,uap+siblings,uap --out runs/bench-families-v2o.json
