@@ -14,13 +14,12 @@ saying so; `protect` and `bench families` then measure `siblings` with them
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from uapfp.storage import sha256_file
+from uapfp.storage import read_json, sha256_file, write_json
 
 
 def main() -> None:
@@ -34,30 +33,24 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("cache"))
         tmp.rename(out)
-    trained = out.parent / (out.name + "-siblings")
     for card_path in sorted((out / "models").glob("sibling-*.json")):
-        card = json.loads(card_path.read_text())
+        card = read_json(card_path)
         if "owner_script" in card["train"]:
             continue
         seed = 101 + int(card["id"].split("-")[1])
-        weights = trained / f"{card['id']}.safetensors"
-        if not weights.is_file():
-            part = weights.with_suffix(".partial")
-            run = subprocess.run([sys.executable, "examples/train_owner_victim.py", "--seed", str(seed), "--out",
-                                  str(part)], check=True, capture_output=True, text=True)  # fmt: skip
-            last = run.stdout.strip().splitlines()[-1]  # "epoch 10: test accuracy 0.8814 (48 s)"
-            weights.with_suffix(".accuracy").write_text(last.split("test accuracy ")[1].split()[0])
-            part.replace(weights)
-            print(f"{card['id']} (seed {seed}): {last}", flush=True)
-        shutil.copyfile(weights, card_path.parent / card["weights"])
-        card["weights_sha256"] = sha256_file(card_path.parent / card["weights"])
+        weights = card_path.parent / card["weights"]
+        part = weights.with_name(weights.name + ".partial")
+        run = subprocess.run([sys.executable, "examples/train_owner_victim.py", "--seed", str(seed), "--out",
+                              str(part)], check=True, capture_output=True, text=True)  # fmt: skip
+        last = run.stdout.strip().splitlines()[-1]  # "epoch 10: test accuracy 0.8814 (48 s)"
+        part.replace(weights)
+        card["weights_sha256"] = sha256_file(weights)
         card["train"] = {"owner_script": "examples/train_owner_victim.py", "seed": seed}
-        card["test_accuracy"] = float(weights.with_suffix(".accuracy").read_text())
+        card["test_accuracy"] = float(last.split("test accuracy ")[1].split()[0])
         for key in ("fidelity", "recovery_rate"):
             card.pop(key, None)
-        part = card_path.with_suffix(".json.partial")
-        part.write_text(json.dumps(card, indent=2) + "\n")
-        part.replace(card_path)
+        write_json(card_path, card)  # the card last: a crash before it retrains this sibling
+        print(f"{card['id']} (seed {seed}): {last}", flush=True)
 
 
 if __name__ == "__main__":
