@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -9,6 +10,19 @@ def tiny_mlp(in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_c
     """A user's own victim architecture: a two-layer MLP."""
     h, w = image_size
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * h * w, 64), nn.ReLU(), nn.Linear(64, num_classes))
+
+
+class ConvView(nn.Module):
+    """A user's conv net that flattens with ``view``, which a channels-last activation would refuse."""
+
+    def __init__(self, in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * image_size[0] * image_size[1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        return self.fc(h.view(h.size(0), -1))
 
 
 def linear_classifier(num_classes: int = 10) -> nn.Module:

@@ -19,6 +19,35 @@ def test_every_registered_arch_output_shape(name, shape):
     assert out.shape == (5, classes) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", ["A", "D", "widebn", "resnet18-w0.125"])
+def test_registered_archs_come_channels_last_and_compute_the_same_function(name):
+    """create_model gives the convolutions channels-last weights (faster on a CPU); the function is the default format's."""
+    channels, size = (1, 28) if len(name) == 1 else (3, 32)
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=channels, image_size=(size, size)).eval()
+    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    plain = create_model(name, in_channels=channels, image_size=(size, size)).eval()
+    plain.to(memory_format=torch.contiguous_format)
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(6, channels, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_users_factory_keeps_its_own_memory_format():
+    """A user's net may flatten with view, which channels-last activations refuse: create_model leaves it as made."""
+    from uapfp.archs import trusting
+
+    with trusting(["tests"]):
+        model = create_model("tests.helpers:ConvView", in_channels=3, image_size=(8, 8), num_classes=5)
+    assert model.conv.weight.is_contiguous()
+    assert model(torch.rand(2, 3, 8, 8)).shape == (2, 5)
+    model.to(memory_format=torch.channels_last)  # what create_model does to its own architectures
+    with pytest.raises(RuntimeError, match="view"):
+        model(torch.rand(2, 3, 8, 8))
+
+
 def test_paper_table_1_attributes():
     def convs(m):
         return [layer for layer in m.modules() if isinstance(layer, nn.Conv2d)]

@@ -323,8 +323,14 @@ def training_device() -> torch.device:
     return torch.device("cuda")
 
 
+#: Images per forward pass when predicting: on a 2-core CPU, batches of 256 took the CIFAR forms
+#: and the classic families half the time that batches of 1,024 did, and the paper's small CNNs
+#: about the same (channels-last weights; ``scripts/inference-batch.py``; docs/zoo.md).
+INFERENCE_BATCH = 256
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
     """Logits of ``model`` on ``x``, in eval mode, batched."""
     was_training = model.training
     model.eval()

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import NORMS
 from .errors import ConfigError
-from .training import predict_logits
+from .training import INFERENCE_BATCH, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def deepfool(
 
 
 @torch.no_grad()
-def fooling_rate(model: nn.Module, x: torch.Tensor, v: torch.Tensor, *, batch_size: int = 1024) -> float:
+def fooling_rate(model: nn.Module, x: torch.Tensor, v: torch.Tensor, *, batch_size: int = INFERENCE_BATCH) -> float:
     """P[argmax M(clip(x + v)) != argmax M(x)] over ``x``."""
     clean = predict_logits(model, x, batch_size=batch_size).argmax(1)
     adv = predict_logits(model, (x + v).clamp(0, 1), batch_size=batch_size).argmax(1)

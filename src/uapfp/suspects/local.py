@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import SuspectError
+from ..training import INFERENCE_BATCH
 from .base import OutputMode, Suspect
 
 
@@ -33,7 +34,7 @@ class TorchSuspect(Suspect):
         max_queries: int | None = None,
         name: str = "suspect",
         logits: bool = True,
-        batch_size: int = 500,
+        batch_size: int = INFERENCE_BATCH,
     ) -> None:
         super().__init__(
             input_shape=input_shape, num_classes=num_classes, output=output, max_queries=max_queries, name=name

@@ -24,6 +24,7 @@ from ..archs import module_of, trusting
 from ..cards import load_model_from_card, read_card
 from ..errors import ConfigError
 from ..modelfiles import TORCHSCRIPT_SUFFIXES, load_torchscript, model_with_weights
+from ..training import INFERENCE_BATCH
 from .base import Suspect
 from .local import TorchSuspect
 from .options import HttpOptions
@@ -168,7 +169,7 @@ def open_suspect(
 
 
 def card_suspect(
-    card: dict[str, Any], *, output: str = "probs", max_queries: int | None = None, batch_size: int = 500
+    card: dict[str, Any], *, output: str = "probs", max_queries: int | None = None, batch_size: int = INFERENCE_BATCH
 ) -> TorchSuspect:
     """A :class:`TorchSuspect` of a zoo model, answering in mode ``output``."""
     return TorchSuspect(
