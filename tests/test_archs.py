@@ -48,6 +48,20 @@ def test_a_users_factory_keeps_its_own_memory_format():
         model(torch.rand(2, 3, 8, 8))
 
 
+def test_the_training_loop_trains_a_net_that_refuses_channels_last_in_its_own_format():
+    from uapfp.archs import trusting
+    from uapfp.training import TrainConfig, train_model
+
+    with trusting(["tests"]):
+        model = create_model("tests.helpers:ConvView", in_channels=1, image_size=(8, 8), num_classes=3)
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    train_model(model, x, y, config=TrainConfig(epochs=2, batch_size=16), progress=False)
+    assert model.conv.weight.is_contiguous() and model(x[:4]).shape == (4, 3)
+    registered = create_model("widebn", image_size=(8, 8), num_classes=3)
+    train_model(registered, x, y, config=TrainConfig(epochs=1, batch_size=16), progress=False)
+    assert registered[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_paper_table_1_attributes():
     def convs(m):
         return [layer for layer in m.modules() if isinstance(layer, nn.Conv2d)]
