@@ -6,13 +6,13 @@ prints the rows of RECORDED_VERDICTS (similarity to 6 decimals, p-value to 6 sig
 and RECORDED_ZOO_DIGEST, the digest of the zoo's weights hashes. Run it from the repository root.
 """
 
-import hashlib
 import sys
 import tempfile
 
 sys.path.insert(0, "tests")
 
 from conftest import TINY_PROTECT, tiny_zoo_config  # noqa: E402
+from test_verify import _zoo_digest  # noqa: E402
 
 from uapfp.kit import Kit  # noqa: E402
 from uapfp.protect import protect  # noqa: E402
@@ -29,4 +29,4 @@ for mode in ("probs", "label"):
     for model_id in sorted(kit.info["models"]["heldout"]):
         v = verify(kit, card_suspect(cards[model_id], output=mode))
         print(f'    ("{model_id}", "{mode}", {v.similarity:.6f}, {v.p_value:.6g}, "{v.verdict}"),')
-print(hashlib.sha256("".join(f"{k}:{cards[k]['weights_sha256']};" for k in sorted(cards)).encode()).hexdigest())
+print(_zoo_digest(cards))

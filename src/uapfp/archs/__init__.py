@@ -182,9 +182,7 @@ def create_model(
     docs/zoo.md). A user's model is left as its factory made it (its code may ``view`` a tensor
     that channels-last would make non-contiguous).
     """
-    if ":" in name:
-        return _call_factory(load_factory(name), in_channels=in_channels, image_size=tuple(image_size),
-                             num_classes=num_classes)  # fmt: skip
-    model = _call_factory(arch_info(name).factory, in_channels=in_channels, image_size=tuple(image_size),
-                          num_classes=num_classes)  # fmt: skip
-    return model.to(memory_format=torch.channels_last)
+    user = ":" in name
+    factory = load_factory(name) if user else arch_info(name).factory
+    model = _call_factory(factory, in_channels=in_channels, image_size=tuple(image_size), num_classes=num_classes)
+    return model if user else model.to(memory_format=torch.channels_last)
