@@ -95,7 +95,7 @@ def test_user_factory_and_unknown_arch(monkeypatch):
     assert arch_info("A").description
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet34", "vgg16", "googlenet", "densenet121"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "vgg11", "vgg13", "vgg16", "googlenet", "densenet121"])
 def test_cifar_families_take_a_width_multiplier(name):
     def params(m):
         return sum(p.numel() for p in m.parameters())
@@ -111,11 +111,14 @@ def test_cifar_families_take_a_width_multiplier(name):
 
 def test_the_published_sizes_of_the_cifar_forms():
     counts = {name: sum(p.numel() for p in create_model(name, in_channels=3, image_size=(32, 32)).parameters())
-              for name in ("resnet18", "resnet34", "vgg16", "googlenet", "densenet121")}  # fmt: skip
-    # kuangliu/pytorch-cifar's figures: ResNet18 11.2 M, ResNet34 21.3 M, VGG16 14.7 M, GoogLeNet 6.2 M,
-    # DenseNet121 7.0 M parameters (ours: BN without conv biases in VGG, two 3x3 for the 5x5 branch).
+              for name in ("resnet18", "resnet34", "vgg11", "vgg13", "vgg16", "googlenet", "densenet121")}  # fmt: skip
+    # kuangliu/pytorch-cifar's figures: ResNet18 11.2 M, ResNet34 21.3 M, VGG11 9.23 M, VGG13 9.42 M, VGG16
+    # 14.7 M, GoogLeNet 6.2 M, DenseNet121 7.0 M parameters (ours: BN without conv biases in VGG, two 3x3
+    # for the 5x5 branch).
     assert counts["resnet18"] == pytest.approx(11.17e6, rel=0.02)
     assert counts["resnet34"] == pytest.approx(21.28e6, rel=0.02)
+    assert counts["vgg11"] == pytest.approx(9.23e6, rel=0.02)
+    assert counts["vgg13"] == pytest.approx(9.41e6, rel=0.02)
     assert counts["vgg16"] == pytest.approx(14.73e6, rel=0.02)
     assert counts["googlenet"] == pytest.approx(6.17e6, rel=0.05)
     assert counts["densenet121"] == pytest.approx(6.96e6, rel=0.05)

@@ -54,6 +54,9 @@ def test_the_benchmark_scores_every_method_on_suspects_in_and_out_of_the_zoo(tin
     zoo_copies = [c for c in tiny_zoo.select("piracy") if c["attack"]["name"] == "copycat"]
     want = sum(c["test_accuracy"] for c in zoo_copies) / len(zoo_copies) / tiny_zoo.victim["test_accuracy"]
     assert attacks["copycat"]["mean_recovery"] == pytest.approx(want, abs=1e-4)
+    dv_e = next(s["test_accuracy"] for s in report.suspects if s["name"] == "E-honest-dv-b")
+    arch_e = next(a for a in report.archs if a["arch"] == "E")
+    assert arch_e["honest_on_dv_recovery"] == pytest.approx(dv_e / tiny_zoo.victim["test_accuracy"], abs=1e-4)
     per_arch = {r["arch"]: r for r in report.per_arch}
     assert set(per_arch) == {"A", "C", "E"} and per_arch["E"]["half"] == "left-out"
     mine = [s for s in report.suspects
@@ -123,3 +126,51 @@ def test_benchmark_suspects_of_another_victim_are_refused(tiny_zoo, tmp_path):
     del old["recipe"]["victim"]
     card.write_text(json.dumps(old))
     assert [r.name for r in build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw)] == ["C-honest-dv-b"]
+    # So is one from before ART's schedule and the copies' budget were recorded (constant, 20,000 queries) ...
+    for key in ("art_schedule", "budget"):
+        del old["recipe"][key]
+    card.write_text(json.dumps(old))
+    assert [r.name for r in build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw, budget=20000)] == ["C-honest-dv-b"]
+    # ... and refused where the recipe asks for another.
+    with pytest.raises(ConfigError, match="was trained with"):
+        build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw, art_schedule="cosine")
+
+
+def test_arts_thief_trains_its_own_model_with_augmentation_inside_and_a_cosine_rate(tiny_zoo, monkeypatch):
+    """ART's KnockoffNets as the CIFAR presets run it: the budget's queries, the thief's model
+    returned trained, its augmentation in training mode only, the rate annealed over the epochs."""
+    import torch
+    from torch import nn
+
+    from uapfp.archs import create_model
+    from uapfp.bench.suspects_zoo import _art_knockoff, _TrainTimeAugment
+    from uapfp.cards import load_model_from_card
+    from uapfp.suspects.local import TorchSuspect
+
+    flip = _TrainTimeAugment(nn.Identity(), "flip", seed=0)
+    x = torch.rand(64, 1, 5, 5)
+    assert torch.equal(flip.eval()(x), x)
+    out = flip.train()(x)
+    mirrored, same = ((out == x.flip(3)).flatten(1).all(1), (out == x).flatten(1).all(1))
+    assert (mirrored | same).all() and 10 < int(mirrored.sum()) < 54  # about half, each image whole
+
+    periods = []
+
+    class Spy(torch.optim.lr_scheduler.CosineAnnealingLR):
+        def __init__(self, optimizer, T_max, *args, **kwargs):  # noqa: N803 (torch's name)
+            periods.append(T_max)
+            super().__init__(optimizer, T_max, *args, **kwargs)
+            self.rates = optimizer.param_groups[0]
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "CosineAnnealingLR", Spy)
+    data, victim = tiny_zoo.load_dataset(), load_model_from_card(tiny_zoo.victim)
+    pool = data.x_train[tiny_zoo.splits()["pool"]][:400]
+    oracle = TorchSuspect(victim, input_shape=data.input_shape, num_classes=data.num_classes, name="victim")
+    torch.manual_seed(0)
+    model = create_model("C", in_channels=1, image_size=(28, 28), num_classes=10)
+    before = [p.detach().clone() for p in model.parameters()]
+    stolen, queries = _art_knockoff(oracle, pool, None, model, adaptive=False, seed=0, epochs=3, schedule="cosine",
+                                    augment="crop:2+flip", budget=300)  # fmt: skip
+    assert stolen is model and not stolen.training and queries == oracle.queries == 300
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # trained in place
+    assert periods == [3]

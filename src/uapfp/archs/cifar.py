@@ -53,17 +53,19 @@ def resnet34(
     return _resnet((3, 4, 6, 3), in_channels, image_size, num_classes, width)
 
 
-_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+#: The convolution layers of VGG's configurations A, B and D (Simonyan and Zisserman, 2015: VGG11,
+#: VGG13, VGG16); "M" is a 2x2 max-pool.
+_VGG = {
+    11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+}
 
 
-def vgg16(
-    *, in_channels: int = 3, image_size: tuple[int, int] = (32, 32), num_classes: int = 10, width: float = 1.0
-) -> nn.Module:
-    """VGG16 with batch normalisation (Simonyan and Zisserman, 2015), CIFAR form: 13 3x3
-    convolutions, five max-pools, one linear classifier."""
+def _vgg(depth: int, *, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float) -> nn.Module:
     size, c = min(image_size), in_channels
     layers: list[nn.Module] = []
-    for v in _VGG16:
+    for v in _VGG[depth]:
         if v == "M":
             if size >= 2:
                 layers.append(nn.MaxPool2d(2))
@@ -73,6 +75,28 @@ def vgg16(
         layers += [nn.Conv2d(c, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
         c = c_out
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+
+
+def vgg11(
+    *, in_channels: int = 3, image_size: tuple[int, int] = (32, 32), num_classes: int = 10, width: float = 1.0
+) -> nn.Module:
+    """VGG11 with batch normalisation, CIFAR form: 8 3x3 convolutions, five max-pools, one linear classifier."""
+    return _vgg(11, in_channels=in_channels, image_size=image_size, num_classes=num_classes, width=width)
+
+
+def vgg13(
+    *, in_channels: int = 3, image_size: tuple[int, int] = (32, 32), num_classes: int = 10, width: float = 1.0
+) -> nn.Module:
+    """VGG13 with batch normalisation, CIFAR form: 10 3x3 convolutions, five max-pools, one linear classifier."""
+    return _vgg(13, in_channels=in_channels, image_size=image_size, num_classes=num_classes, width=width)
+
+
+def vgg16(
+    *, in_channels: int = 3, image_size: tuple[int, int] = (32, 32), num_classes: int = 10, width: float = 1.0
+) -> nn.Module:
+    """VGG16 with batch normalisation (Simonyan and Zisserman, 2015), CIFAR form: 13 3x3
+    convolutions, five max-pools, one linear classifier."""
+    return _vgg(16, in_channels=in_channels, image_size=image_size, num_classes=num_classes, width=width)
 
 
 def _cbr(c_in: int, c_out: int, k: int) -> list[nn.Module]:
@@ -162,6 +186,8 @@ def densenet121(
 ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "resnet18": (resnet18, "ResNet18, CIFAR form (basic blocks 2-2-2-2); -wW scales its channels"),
     "resnet34": (resnet34, "ResNet34, CIFAR form (basic blocks 3-4-6-3); -wW scales its channels"),
+    "vgg11": (vgg11, "VGG11 with batch normalisation, CIFAR form; -wW scales its channels"),
+    "vgg13": (vgg13, "VGG13 with batch normalisation, CIFAR form; -wW scales its channels"),
     "vgg16": (vgg16, "VGG16 with batch normalisation, CIFAR form; -wW scales its channels"),
     "googlenet": (googlenet, "GoogLeNet, CIFAR form (nine inception modules); -wW scales its channels"),
     "densenet121": (densenet121, "DenseNet121, CIFAR form (growth 32, blocks 6-12-24-16); -wW scales it"),

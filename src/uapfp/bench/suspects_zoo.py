@@ -75,6 +75,8 @@ def build_suspects(
     augment: str = "none",
     cpu_bf16: bool = False,
     art_epochs: int | None = None,
+    art_schedule: str = "constant",
+    budget: int | None = 20000,
     batch_size: int = 128,
     seed: int = 0,
     half: Callable[[str], str] | None = None,
@@ -83,14 +85,21 @@ def build_suspects(
 
     ``augment``, ``cpu_bf16`` and ``batch_size`` are the recipe of the models this code trains (honest models
     and the project's attacks' copies; ART's KnockoffNets trains with its own loop, ``art_epochs``
-    epochs, default twice ``epochs``); ``half`` names a family's half (default: dev for the
-    families benchmark's dev families, else test). A suspect already in ``folder`` whose card
-    records another recipe, or another victim (by a digest of its weights), is refused."""
+    epochs, default twice ``epochs``, at a ``constant`` rate or one that decays as a cosine over the
+    epochs, and with the recipe's augmentation inside the thief's model). ``budget``: the queries
+    of the knockoff, CopyCat and ART random copies (None: the whole pool). ``half`` names a
+    family's half (default: dev for the families benchmark's dev families, else test). A suspect
+    already in ``folder`` whose card records another recipe, or another victim (by a digest of its
+    weights), is refused."""
     half = half or half_of
     art_epochs = art_epochs if art_epochs is not None else 2 * epochs
+    if art_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"art_schedule must be constant or cosine, not {art_schedule!r}")
     victim_digest = sha256_tensors(*victim.state_dict().values())
-    recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "batch_size": batch_size,
-              "cpu_bf16": cpu_bf16, "victim": victim_digest}  # fmt: skip
+    recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "art_schedule": art_schedule,
+              "budget": budget, "batch_size": batch_size, "cpu_bf16": cpu_bf16, "victim": victim_digest}  # fmt: skip
+    # What cards of before a field was recorded were trained with.
+    before = {"cpu_bf16": False, "victim": victim_digest, "art_schedule": "constant", "budget": 20000}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -102,7 +111,7 @@ def build_suspects(
             if card.is_file():
                 rec = SuspectRecord(**json.loads(card.read_text()))
                 # A card from before a field: float32, and a victim it did not record (taken on trust).
-                if rec.recipe is not None and {"cpu_bf16": False, "victim": victim_digest, **rec.recipe} != recipe:
+                if rec.recipe is not None and {**before, **rec.recipe} != recipe:
                     raise ConfigError(
                         f"{card} was trained with {rec.recipe}, not {recipe} (another victim, if 'victim' differs): "
                         "use another folder"
@@ -177,6 +186,7 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
 
     v_idx, pool_idx = splits["victim"], splits["pool"]
     pool = data.x_train[pool_idx]
+    budget = min(recipe_of["budget"] or len(pool), len(pool))
     oracle = TorchSuspect(victim, input_shape=(c, h, w), num_classes=k, name="victim")
     if kind in HONEST:
         if kind == "honest-overlap":
@@ -191,13 +201,16 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
         return model.eval(), 0, save(model), family
     if kind in ("copy-knockoff", "copy-copycat", "copy-jbda", "copy-cloudleak"):
         attack = create_attack(
-            kind.removeprefix("copy-"), **({"budget": 20000} if kind in ("copy-knockoff", "copy-copycat") else {})
+            kind.removeprefix("copy-"), **({"budget": budget} if kind in ("copy-knockoff", "copy-copycat") else {})
         )
         result = attack.run(oracle, pool, make_model=fresh, train=recipe(), progress=False)
         return result.model, result.queries, save(result.model), family
     if kind in ("copy-art-random", "copy-art-adaptive"):
-        model, queries = _art_knockoff(oracle, pool, data.y_train[pool_idx], fresh(), adaptive=kind.endswith("adaptive"),
-                                       seed=seed, epochs=recipe_of["art_epochs"])  # fmt: skip
+        model, queries = _art_knockoff(
+            oracle, pool, data.y_train[pool_idx], fresh(), adaptive=kind.endswith("adaptive"), seed=seed,
+            epochs=recipe_of["art_epochs"], schedule=recipe_of["art_schedule"], augment=recipe_of["augment"],
+            budget=budget,
+        )
         return model, queries, save(model), family
     base = _base_copy(folder, family, data)
     if kind == "mod-finetune":
@@ -232,9 +245,29 @@ def _base_copy(folder: Path, family: str, data: Any) -> nn.Module:
     return copy.deepcopy(load_suspect_model(folder, rec, data))
 
 
-def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs):  # type: ignore[no-untyped-def]
+class _TrainTimeAugment(nn.Module):
+    """A thief's model with its augmentation inside (random crop and flip in training mode only,
+    as Keras's preprocessing layers do): how augmentation reaches a training loop such as ART's,
+    which preprocesses the data once, before its epochs."""
+
+    def __init__(self, net: nn.Module, augment: str, seed: int) -> None:
+        super().__init__()
+        from ..training import _parse_augment
+
+        self.net, self.aug = net, _parse_augment(augment)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from ..training import augment_batch
+
+        return self.net(augment_batch(x, self.aug, self.gen) if self.training else x)
+
+
+def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs, schedule="constant", augment="none",
+                  budget=20000):  # type: ignore[no-untyped-def]  # fmt: skip
     """adversarial-robustness-toolbox's KnockoffNets: the victim behind ART's BlackBoxClassifier
-    (which calls our query-counting oracle), the thief's model trained by ART's own loop."""
+    (which calls our query-counting oracle), the thief's model trained by ART's own loop (Adam at
+    1e-3, constant or decaying as a cosine over the epochs; the augmentation inside the model)."""
     from art.attacks.extraction import KnockoffNets
     from art.estimators.classification import BlackBoxClassifier, PyTorchClassifier
 
@@ -257,22 +290,31 @@ def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs): 
     np.random.seed(seed)
     torch.manual_seed(seed)
     victim = BlackBoxClassifier(predict, input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0))
-    thief = PyTorchClassifier(
-        model=model, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+    net = _TrainTimeAugment(model, augment, seed) if augment != "none" else model
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    class Thief(PyTorchClassifier):  # type: ignore[misc]
+        def fit(self, x, y, **kwargs):  # type: ignore[no-untyped-def]
+            if schedule == "cosine":  # ART steps the scheduler once per epoch
+                kwargs["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, kwargs["nb_epochs"])
+            return super().fit(x, y, **kwargs)
+
+    thief = Thief(
+        model=net, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
         input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0), device_type=device,
     )  # fmt: skip
     x = pool.numpy()
     attack = Knockoff(
         classifier=victim, batch_size_fit=128, batch_size_query=500, nb_epochs=epochs,
-        nb_stolen=3000 if adaptive else 20000, sampling_strategy="adaptive" if adaptive else "random",
+        nb_stolen=3000 if adaptive else budget, sampling_strategy="adaptive" if adaptive else "random",
         reward="all", verbose=False,
     )  # fmt: skip
     before = oracle.queries
     if adaptive:
-        stolen = attack.extract(x=x, y=pool_labels.numpy(), thieved_classifier=thief)
+        attack.extract(x=x, y=pool_labels.numpy(), thieved_classifier=thief)
     else:
-        stolen = attack.extract(x=x, thieved_classifier=thief)
-    return stolen.model.eval(), oracle.queries - before
+        attack.extract(x=x, thieved_classifier=thief)
+    return model.eval(), oracle.queries - before
 
 
 def _int8_onnx(folder: Path, name: str, model: nn.Module, shape: tuple[int, int, int]) -> str:
