@@ -126,24 +126,31 @@ def test_benchmark_suspects_of_another_victim_are_refused(tiny_zoo, tmp_path):
     del old["recipe"]["victim"]
     card.write_text(json.dumps(old))
     assert [r.name for r in build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw)] == ["C-honest-dv-b"]
-    # So is one from before ART's schedule and the copies' budget were recorded (constant, 20,000 queries) ...
-    for key in ("art_schedule", "budget"):
+    # So is one from before ART's schedule, augmentation and the copies' budget were recorded (constant,
+    # none, 20,000 queries: the defaults) ...
+    for key in ("art_schedule", "art_augment", "budget"):
         del old["recipe"][key]
     card.write_text(json.dumps(old))
-    assert [r.name for r in build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw, budget=20000)] == ["C-honest-dv-b"]
-    # ... and refused where the recipe asks for another.
-    with pytest.raises(ConfigError, match="was trained with"):
-        build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw, art_schedule="cosine")
+    assert [r.name for r in build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw)] == ["C-honest-dv-b"]
+    # ... and refused where the recipe asks for another (the CIFAR presets': cosine, the whole pool).
+    for other_recipe in ({"art_schedule": "cosine"}, {"budget": None}):
+        with pytest.raises(ConfigError, match="was trained with"):
+            build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw, **other_recipe)
+    with pytest.raises(ConfigError, match="budget must be"):
+        build_suspects(tmp_path, other, data, tiny_zoo.splits(), **kw, budget=0)
 
 
 def test_arts_thief_trains_its_own_model_with_augmentation_inside_and_a_cosine_rate(tiny_zoo, monkeypatch):
     """ART's KnockoffNets as the CIFAR presets run it: the budget's queries, the thief's model
-    returned trained, its augmentation in training mode only, the rate annealed over the epochs."""
+    returned trained, its augmentation in training mode only, the rate annealed over the epochs
+    of each fit (the adaptive strategy fits once per query: each fit starts from the rate again)."""
+    import numpy as np
     import torch
     from torch import nn
 
+    import uapfp.training
     from uapfp.archs import create_model
-    from uapfp.bench.suspects_zoo import _art_knockoff, _TrainTimeAugment
+    from uapfp.bench.suspects_zoo import _art_knockoff, _art_thief, _TrainTimeAugment
     from uapfp.cards import load_model_from_card
     from uapfp.suspects.local import TorchSuspect
 
@@ -154,15 +161,19 @@ def test_arts_thief_trains_its_own_model_with_augmentation_inside_and_a_cosine_r
     mirrored, same = ((out == x.flip(3)).flatten(1).all(1), (out == x).flatten(1).all(1))
     assert (mirrored | same).all() and 10 < int(mirrored.sum()) < 54  # about half, each image whole
 
-    periods = []
+    # Two fits, as the adaptive strategy makes them: the second still trains (its rate starts at 1e-3).
+    net = nn.Sequential(nn.Flatten(), nn.Linear(25, 3))
+    thief = _art_thief(net, "cosine", input_shape=(1, 5, 5), nb_classes=3, device_type="cpu")
+    xs, ys = np.random.default_rng(0).random((32, 1, 5, 5), dtype=np.float32), np.eye(3)[np.arange(32) % 3]
+    thief.fit(x=xs, y=ys, batch_size=8, nb_epochs=1, verbose=False)
+    after_one = [p.detach().clone() for p in net.parameters()]
+    assert thief.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed over its one epoch
+    thief.fit(x=xs, y=ys, batch_size=8, nb_epochs=3, verbose=False)
+    assert any(not torch.equal(a, b) for a, b in zip(after_one, net.parameters()))
 
-    class Spy(torch.optim.lr_scheduler.CosineAnnealingLR):
-        def __init__(self, optimizer, T_max, *args, **kwargs):  # noqa: N803 (torch's name)
-            periods.append(T_max)
-            super().__init__(optimizer, T_max, *args, **kwargs)
-            self.rates = optimizer.param_groups[0]
-
-    monkeypatch.setattr(torch.optim.lr_scheduler, "CosineAnnealingLR", Spy)
+    calls = []
+    augment_batch = uapfp.training.augment_batch
+    monkeypatch.setattr(uapfp.training, "augment_batch", lambda *a: calls.append(1) or augment_batch(*a))
     data, victim = tiny_zoo.load_dataset(), load_model_from_card(tiny_zoo.victim)
     pool = data.x_train[tiny_zoo.splits()["pool"]][:400]
     oracle = TorchSuspect(victim, input_shape=data.input_shape, num_classes=data.num_classes, name="victim")
@@ -173,4 +184,4 @@ def test_arts_thief_trains_its_own_model_with_augmentation_inside_and_a_cosine_r
                                     augment="crop:2+flip", budget=300)  # fmt: skip
     assert stolen is model and not stolen.training and queries == oracle.queries == 300
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # trained in place
-    assert periods == [3]
+    assert len(calls) == 3 * 3  # every batch of 128 of the 300 images, each of the 3 epochs

@@ -1,6 +1,7 @@
 """The CIFAR forms of the deep families the paper's CIFAR-10 results use: ResNet18, ResNet34,
-VGG16, GoogLeNet and DenseNet121 (3x3 stems without the ImageNet downsampling, as in the
-common CIFAR code bases, e.g. kuangliu/pytorch-cifar).
+VGG16, GoogLeNet and DenseNet121, and VGG11 and VGG13 (SAC's CIFAR-10 benchmark extracts a VGG13
+student from a VGG16 victim); 3x3 stems without the ImageNet downsampling, as in the common CIFAR
+code bases, e.g. kuangliu/pytorch-cifar.
 
 Each takes ``width``, a multiplier of every layer's channels (1.0: the published widths), so
 that reduced versions train on a CPU; a registered name with a ``-w`` suffix selects it

@@ -95,11 +95,12 @@ def build_suspects(
     art_epochs = art_epochs if art_epochs is not None else 2 * epochs
     if art_schedule not in ("constant", "cosine"):
         raise ConfigError(f"art_schedule must be constant or cosine, not {art_schedule!r}")
+    if budget is not None and budget < 1:
+        raise ConfigError(f"budget must be a positive number of queries or None (the whole pool), not {budget}")
     victim_digest = sha256_tensors(*victim.state_dict().values())
     recipe = {"epochs": epochs, "augment": augment, "art_epochs": art_epochs, "art_schedule": art_schedule,
-              "budget": budget, "batch_size": batch_size, "cpu_bf16": cpu_bf16, "victim": victim_digest}  # fmt: skip
-    # What cards of before a field was recorded were trained with.
-    before = {"cpu_bf16": False, "victim": victim_digest, "art_schedule": "constant", "budget": 20000}
+              "art_augment": augment != "none", "budget": budget, "batch_size": batch_size, "cpu_bf16": cpu_bf16,
+              "victim": victim_digest}  # fmt: skip
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -110,7 +111,11 @@ def build_suspects(
             s = seed * 1000 + f_index * 100 + k_index
             if card.is_file():
                 rec = SuspectRecord(**json.loads(card.read_text()))
-                # A card from before a field: float32, and a victim it did not record (taken on trust).
+                # A card from before a field: float32, a victim it did not record (taken on trust), ART's
+                # copies at a constant rate on 20,000 queries without augmentation (which came with the
+                # schedule's field).
+                before = {"cpu_bf16": False, "victim": victim_digest, "art_schedule": "constant", "budget": 20000,
+                          "art_augment": "art_schedule" in (rec.recipe or {}) and rec.recipe.get("augment") != "none"}  # fmt: skip
                 if rec.recipe is not None and {**before, **rec.recipe} != recipe:
                     raise ConfigError(
                         f"{card} was trained with {rec.recipe}, not {recipe} (another victim, if 'victim' differs): "
@@ -186,7 +191,7 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
 
     v_idx, pool_idx = splits["victim"], splits["pool"]
     pool = data.x_train[pool_idx]
-    budget = min(recipe_of["budget"] or len(pool), len(pool))
+    budget = len(pool) if recipe_of["budget"] is None else min(recipe_of["budget"], len(pool))
     oracle = TorchSuspect(victim, input_shape=(c, h, w), num_classes=k, name="victim")
     if kind in HONEST:
         if kind == "honest-overlap":
@@ -269,7 +274,7 @@ def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs, s
     (which calls our query-counting oracle), the thief's model trained by ART's own loop (Adam at
     1e-3, constant or decaying as a cosine over the epochs; the augmentation inside the model)."""
     from art.attacks.extraction import KnockoffNets
-    from art.estimators.classification import BlackBoxClassifier, PyTorchClassifier
+    from art.estimators.classification import BlackBoxClassifier
 
     c, h, w = oracle.input_shape
     k = oracle.num_classes
@@ -291,18 +296,7 @@ def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs, s
     torch.manual_seed(seed)
     victim = BlackBoxClassifier(predict, input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0))
     net = _TrainTimeAugment(model, augment, seed) if augment != "none" else model
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    class Thief(PyTorchClassifier):  # type: ignore[misc]
-        def fit(self, x, y, **kwargs):  # type: ignore[no-untyped-def]
-            if schedule == "cosine":  # ART steps the scheduler once per epoch
-                kwargs["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, kwargs["nb_epochs"])
-            return super().fit(x, y, **kwargs)
-
-    thief = Thief(
-        model=net, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
-        input_shape=(c, h, w), nb_classes=k, clip_values=(0.0, 1.0), device_type=device,
-    )  # fmt: skip
+    thief = _art_thief(net, schedule, input_shape=(c, h, w), nb_classes=k, device_type=device)
     x = pool.numpy()
     attack = Knockoff(
         classifier=victim, batch_size_fit=128, batch_size_query=500, nb_epochs=epochs,
@@ -315,6 +309,25 @@ def _art_knockoff(oracle, pool, pool_labels, model, *, adaptive, seed, epochs, s
     else:
         attack.extract(x=x, thieved_classifier=thief)
     return model.eval(), oracle.queries - before
+
+
+def _art_thief(net: nn.Module, schedule: str, *, lr: float = 1e-3, **kwargs: Any) -> Any:
+    """ART's PyTorchClassifier for the thief's ``net``: Adam at ``lr``, and with ``cosine`` the rate
+    decaying over the epochs of each ``fit`` (ART steps a scheduler once per epoch; the adaptive
+    strategy fits once per query, then on everything: each fit starts again from ``lr``)."""
+    from art.estimators.classification import PyTorchClassifier
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+
+    class Thief(PyTorchClassifier):  # type: ignore[misc]
+        def fit(self, x, y, **fit_kwargs):  # type: ignore[no-untyped-def]
+            if schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                fit_kwargs["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, fit_kwargs["nb_epochs"])
+            return super().fit(x, y, **fit_kwargs)
+
+    return Thief(model=net, loss=nn.CrossEntropyLoss(), optimizer=optimizer, clip_values=(0.0, 1.0), **kwargs)
 
 
 def _int8_onnx(folder: Path, name: str, model: nn.Module, shape: tuple[int, int, int]) -> str:
