@@ -16,9 +16,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects
+from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config
 from uapfp.data import load_dataset
-from uapfp.training import cpu_has_amx
 from uapfp.zoo import Zoo, build_zoo
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -30,7 +29,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s
 
 chosen = PRESETS[args.preset]
 work = Path(args.work or f"runs/cifar10-{args.preset}")
-config = replace(chosen.zoo, dataset=args.data, cpu_bf16=chosen.cpu_bf16 and cpu_has_amx())
+config = preset_zoo_config(chosen, args.data)
 data = load_dataset(args.data)
 start = time.perf_counter()
 if (work / "zoo" / "models" / "victim.json").is_file():

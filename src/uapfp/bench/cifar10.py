@@ -155,7 +155,6 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
     from ..data import load_dataset
     from ..kit import Kit
     from ..protect import protect
-    from ..training import cpu_has_amx
     from ..zoo import build_zoo
     from .scoring import score_suspects
 
@@ -172,9 +171,7 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
             ) from None
     work = Path(config.work or f"runs/cifar10-{config.preset}")
     work.mkdir(parents=True, exist_ok=True)
-    # bfloat16 autocast where the CPU has AMX (1.4-2.7 times faster there, slower without it); a GPU
-    # trains in bfloat16 anyway. A model trained the other way is trained again on resuming.
-    zoo_config = replace(chosen.zoo, dataset=config.data, cpu_bf16=chosen.cpu_bf16 and cpu_has_amx())
+    zoo_config = preset_zoo_config(chosen, config.data)
     stages: dict[str, float] = {}
     start = time.perf_counter()
     data = load_dataset(config.data)
@@ -198,7 +195,6 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
     stages["protect"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
-    in_zoo = set(zoo_config.archs) | {zoo_config.victim_arch}
     records = preset_suspects(work, chosen, zoo_config, zoo, data)
     stages["suspects"] = round(time.perf_counter() - start, 1)
 
@@ -210,7 +206,7 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
     stages["score"] = round(time.perf_counter() - start, 1)
 
     victim_acc = float(zoo.victim["test_accuracy"])
-    archs = _arch_table(zoo, records, in_zoo, victim_acc)
+    archs = _arch_table(zoo, records, _in_zoo(zoo_config), victim_acc)
     attacks = _attack_table(zoo, records, victim_acc)
     per_arch = _per_arch(per_suspect, kit.config.method)
     report = Cifar10Report(
@@ -227,13 +223,26 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
     return report
 
 
-def preset_suspects(work: Path, chosen: Cifar10Preset, zoo_config: Any, zoo: Any, data: Any) -> list[Any]:
+def preset_zoo_config(chosen: Cifar10Preset, data: str) -> ZooConfig:
+    """The preset's zoo on the dataset spec ``data``: in bfloat16 autocast where the CPU has AMX
+    (1.4-2.7 times faster there, slower without it; a GPU trains in bfloat16 anyway). A model
+    trained the other way is trained again on resuming."""
+    from ..training import cpu_has_amx
+
+    return replace(chosen.zoo, dataset=data, cpu_bf16=chosen.cpu_bf16 and cpu_has_amx())
+
+
+def _in_zoo(zoo_config: ZooConfig) -> set[str]:
+    return set(zoo_config.archs) | {zoo_config.victim_arch}
+
+
+def preset_suspects(work: Path, chosen: Cifar10Preset, zoo_config: ZooConfig, zoo: Any, data: Any) -> list[Any]:
     """Train (or read back) the preset's held-out suspects in ``work/suspects``: they need the
     zoo's victim and splits only, not its other models."""
     from ..cards import load_model_from_card
     from .suspects_zoo import build_suspects
 
-    in_zoo = set(zoo_config.archs) | {zoo_config.victim_arch}
+    in_zoo = _in_zoo(zoo_config)
     return build_suspects(
         work / "suspects", load_model_from_card(zoo.victim), data, zoo.splits(), families=chosen.suspect_archs,
         kinds=chosen.suspect_kinds, epochs=chosen.suspect_epochs, augment=zoo_config.augment,
