@@ -84,9 +84,10 @@ PRESETS: dict[str, Cifar10Preset] = {
     # BatchNorm CNN: 8 s per epoch of D_V, where GoogLeNet and DenseNet121 take 156 and 125 s; both of
     # those are in the paper preset). ResNet34 (43 s per epoch) left the preset when its copies went from 5 to 10
     # epochs (docs/benchmark-cifar10.md). The victim's 20 epochs reach 0.80 at a quarter width.
+    # Four siblings, not two: the victim's own deviation is less noisy (scripts/cifar-siblings.py).
     "cpu": Cifar10Preset(
         zoo=_zoo(_CPU_WIDTHS, ("vgg16", "resnet18"), optimizers=("sgd", "adam"), piracy_per_cell=1,
-                 homologous_per_cell=2, epochs=10, victim_epochs=20, siblings=2),
+                 homologous_per_cell=2, epochs=10, victim_epochs=20, siblings=4),
         suspect_archs=(*(_w(a, _CPU_WIDTHS) for a in ("vgg16", "resnet18", "vgg13")), "widebn"),
         suspect_kinds=_KINDS, suspect_epochs=10, art_epochs=15, cpu_bf16=True,
         protect=ProtectConfig(calibration_fraction=0.5),
