@@ -13,9 +13,8 @@ chosen; `left-out`: the test half, reported) and answer mode, and the UAP's fool
 import argparse
 import logging
 from dataclasses import replace
-from pathlib import Path
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config
+from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config, work_dir
 from uapfp.bench.scoring import score_suspects
 from uapfp.data import load_dataset
 from uapfp.kit import Kit
@@ -31,7 +30,7 @@ args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 chosen = PRESETS[args.preset]
-work = Path(args.work or f"runs/cifar10-{args.preset}")
+work = work_dir(args.preset, args.work)
 config = preset_zoo_config(chosen, args.data)
 data = load_dataset(args.data)
 zoo = Zoo.load(work / "zoo")

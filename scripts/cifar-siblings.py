@@ -16,7 +16,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config
+from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config, work_dir
 from uapfp.bench.scoring import score_suspects
 from uapfp.data import load_dataset
 from uapfp.kit import Kit
@@ -34,7 +34,7 @@ args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 chosen = PRESETS[args.preset]
-work = Path(args.work or f"runs/cifar10-{args.preset}")
+work = work_dir(args.preset, args.work)
 study = Path(args.study or work / f"study-siblings-{args.siblings}")
 config = replace(preset_zoo_config(chosen, args.data), siblings=args.siblings)
 data = load_dataset(args.data)

@@ -14,9 +14,8 @@ import argparse
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config
+from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config, work_dir
 from uapfp.data import load_dataset
 from uapfp.zoo import Zoo, build_zoo
 
@@ -28,7 +27,7 @@ args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 chosen = PRESETS[args.preset]
-work = Path(args.work or f"runs/cifar10-{args.preset}")
+work = work_dir(args.preset, args.work)
 config = preset_zoo_config(chosen, args.data)
 data = load_dataset(args.data)
 start = time.perf_counter()

@@ -170,7 +170,7 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
                 "the benchmark's copies by ART's KnockoffNets need adversarial-robustness-toolbox: "
                 "pip install 'uapfp[bench]'"
             ) from None
-    work = Path(config.work or f"runs/cifar10-{config.preset}")
+    work = work_dir(config.preset, config.work)
     work.mkdir(parents=True, exist_ok=True)
     zoo_config = preset_zoo_config(chosen, config.data)
     stages: dict[str, float] = {}
@@ -222,6 +222,11 @@ def cifar10(config: Cifar10Config) -> Cifar10Report:
         handle.write(report.markdown)
     write_json(work / "report.json", {**asdict(report), "config": asdict(config)})
     return report
+
+
+def work_dir(preset: str, work: str | None = None) -> Path:
+    """The preset's work folder: ``work``, or by default ``runs/cifar10-PRESET``."""
+    return Path(work or f"runs/cifar10-{preset}")
 
 
 def preset_zoo_config(chosen: Cifar10Preset, data: str) -> ZooConfig:
