@@ -11,10 +11,11 @@ chosen; `left-out`: the test half, reported) and answer mode, and the UAP's fool
 """
 
 import argparse
-import logging
 from dataclasses import replace
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config, work_dir
+from _study import cifar_preset_args
+
+from uapfp.bench.cifar10 import preset_suspects
 from uapfp.bench.scoring import score_suspects
 from uapfp.data import load_dataset
 from uapfp.kit import Kit
@@ -22,16 +23,8 @@ from uapfp.protect import protect
 from uapfp.zoo import Zoo
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--data", required=True, help="imagefolder:PATH or cifar10:PATH, as for the bench command")
-parser.add_argument("--preset", default="cpu", choices=tuple(PRESETS))
-parser.add_argument("--work", help="the bench command's work folder (default runs/cifar10-PRESET)")
 parser.add_argument("--xi", default="0.3,0.1,0.03", help="comma-separated L-inf radii (inputs in [0, 1])")
-args = parser.parse_args()
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-chosen = PRESETS[args.preset]
-work = work_dir(args.preset, args.work)
-config = preset_zoo_config(chosen, args.data)
+args, chosen, work, config = cifar_preset_args(parser)
 data = load_dataset(args.data)
 zoo = Zoo.load(work / "zoo")
 records = preset_suspects(work, chosen, config, zoo, data)

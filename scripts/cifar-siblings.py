@@ -11,12 +11,12 @@ similarities and p-values of ``siblings``, and the null's model means. Resumable
 """
 
 import argparse
-import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config, work_dir
+from _study import cifar_preset_args, hardlink_copy
+
+from uapfp.bench.cifar10 import preset_suspects
 from uapfp.bench.scoring import score_suspects
 from uapfp.data import load_dataset
 from uapfp.kit import Kit
@@ -25,26 +25,18 @@ from uapfp.protect import protect
 from uapfp.zoo import build_zoo
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--data", required=True, help="imagefolder:PATH or cifar10:PATH, as for the bench command")
 parser.add_argument("--siblings", type=int, default=4, help="siblings of the study's zoo (the preset's and more)")
-parser.add_argument("--preset", default="cpu", choices=tuple(PRESETS))
-parser.add_argument("--work", help="the bench command's work folder (default runs/cifar10-PRESET)")
 parser.add_argument("--study", help="the study's folder (default WORK/study-siblings-N)")
-args = parser.parse_args()
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-chosen = PRESETS[args.preset]
-work = work_dir(args.preset, args.work)
+args, chosen, work, preset_config = cifar_preset_args(parser)
 study = Path(args.study or work / f"study-siblings-{args.siblings}")
-config = replace(preset_zoo_config(chosen, args.data), siblings=args.siblings)
+config = replace(preset_config, siblings=args.siblings)
 data = load_dataset(args.data)
-if not (study / "zoo").is_dir():
-    study.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(work / "zoo", study / "zoo", copy_function=lambda s, d: Path(d).hardlink_to(s))
+study.mkdir(parents=True, exist_ok=True)
+hardlink_copy(work / "zoo", study / "zoo")
 zoo = build_zoo(study / "zoo", config, dataset=data, progress=True, ray_address="local")
 kit = Kit.load(study / "kit") if (study / "kit" / "manifest.json").is_file() else None
 kit = kit or protect(zoo, study / "kit", config=chosen.protect)
-records = preset_suspects(work, chosen, preset_zoo_config(chosen, args.data), zoo, data)
+records = preset_suspects(work, chosen, preset_config, zoo, data)
 rows, per_suspect = score_suspects(
     kit, str(work / "suspects"), records, data, methods=("siblings", "errors", "sac"), outputs=("probs", "label"),
     alpha=0.01,

@@ -11,24 +11,16 @@ accuracy over the victim's). Resumable, as the benchmark is.
 """
 
 import argparse
-import logging
 import time
 from dataclasses import replace
 
-from uapfp.bench.cifar10 import PRESETS, preset_suspects, preset_zoo_config, work_dir
+from _study import cifar_preset_args
+
+from uapfp.bench.cifar10 import preset_suspects
 from uapfp.data import load_dataset
 from uapfp.zoo import Zoo, build_zoo
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--data", required=True, help="imagefolder:PATH or cifar10:PATH, as for the bench command")
-parser.add_argument("--preset", default="cpu", choices=tuple(PRESETS))
-parser.add_argument("--work", help="the bench command's work folder (default runs/cifar10-PRESET)")
-args = parser.parse_args()
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-chosen = PRESETS[args.preset]
-work = work_dir(args.preset, args.work)
-config = preset_zoo_config(chosen, args.data)
+args, chosen, work, config = cifar_preset_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
 data = load_dataset(args.data)
 start = time.perf_counter()
 if (work / "zoo" / "models" / "victim.json").is_file():

@@ -14,9 +14,7 @@ from dataclasses import replace
 
 import torch
 
-from uapfp.cards import load_model_from_card
 from uapfp.kit import Kit
-from uapfp.suspects.local import TorchSuspect
 from uapfp.suspects.spec import card_suspect
 from uapfp.verify import PIRACY, verify
 from uapfp.zoo import Zoo
@@ -27,8 +25,7 @@ for folder in sorted(glob.glob(sys.argv[1]), key=lambda p: int(p.rsplit("-s", 1)
     kit, zoo = Kit.load(f"{folder}/kit"), Zoo.load(f"{folder}/zoo")
     cards = {c["id"]: c for c in zoo.cards}
     honest_train = [i for i in kit.info["models"]["train"] if cards[i]["role"] == "homologous"]
-    models = {i: TorchSuspect(load_model_from_card(cards[i]), input_shape=kit.input_shape,
-                              num_classes=kit.num_classes, name=i) for i in honest_train}  # fmt: skip
+    models = {i: card_suspect(cards[i]) for i in honest_train}
     references = {
         key: replace(ref, null=torch.cat([ref.null, torch.stack([torch.stack([m(q) for q in ref.queries])
                                                                  for m in models.values()])]))  # fmt: skip

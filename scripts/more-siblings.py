@@ -10,10 +10,10 @@ families` measure the kit with them (docs/method.md, "How many siblings"). Resum
 
 import argparse
 import logging
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
+
+from _study import hardlink_copy
 
 from uapfp.zoo import Zoo, build_zoo
 
@@ -25,10 +25,6 @@ args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 out = Path(args.out)
-if not out.exists():
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(args.zoo, partial, copy_function=os.link)
-    partial.rename(out)
+hardlink_copy(args.zoo, out)
 zoo = Zoo.load(out)
 build_zoo(out, replace(zoo.config, siblings=args.siblings), ray_address="local")

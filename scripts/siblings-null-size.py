@@ -17,13 +17,12 @@ import logging
 import numpy as np
 import torch
 
-from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, TEST_FAMILIES, build_suspects, load_suspect_model
+from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, TEST_FAMILIES, build_suspects, load_suspect
 from uapfp.cards import load_model_from_card
 from uapfp.kit import Kit
 from uapfp.methods import get_method, truncate
 from uapfp.significance import prediction_greater
-from uapfp.suspects.local import TorchSuspect
-from uapfp.suspects.onnx_runtime import OnnxSuspect
+from uapfp.suspects.spec import card_suspect
 from uapfp.zoo import Zoo
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -39,18 +38,15 @@ zoo, kit = Zoo.load(args.zoo), Kit.load(args.kit)
 ref = kit.references["errors"]
 data = zoo.load_dataset()
 part = {i: p for p, ids in kit.info["models"].items() for i in ids}
-shape = {"input_shape": kit.input_shape, "num_classes": kit.num_classes}
 answers, role = {}, {}
 for card in zoo.cards:
     if part.get(card["id"]) in ("calibration", "train", "heldout"):
-        suspect = TorchSuspect(load_model_from_card(card), name=card["id"], **shape)
+        suspect = card_suspect(card)
         answers[card["id"]], role[card["id"]] = torch.stack([suspect(s) for s in ref.queries]), card["role"]
 victim = load_model_from_card(zoo.victim)
 families = DEV_FAMILIES if args.half == "dev" else TEST_FAMILIES
 for rec in build_suspects(args.models, victim, data, zoo.splits(), families=families, kinds=KINDS):
-    model = load_suspect_model(args.models, rec, data)
-    suspect = (OnnxSuspect(model, output="logits", **shape) if isinstance(model, str)
-               else TorchSuspect(model, name=rec.name, **shape))  # fmt: skip
+    suspect = load_suspect(args.models, rec, data)
     answers["fam/" + rec.name], role["fam/" + rec.name] = torch.stack([suspect(s) for s in ref.queries]), rec.role
 
 method = get_method("siblings")

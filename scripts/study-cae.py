@@ -25,14 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from uapfp.bench.scoring import tpr_at_fpr
-from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, build_suspects, load_suspect_model
+from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, build_suspects, load_suspect
 from uapfp.cards import load_model_from_card
 from uapfp.evaluate import auc
 from uapfp.kit import Kit
 from uapfp.methods import get_method, standardise, truncate
 from uapfp.significance import prediction_greater
-from uapfp.suspects.local import TorchSuspect
-from uapfp.suspects.onnx_runtime import OnnxSuspect
+from uapfp.suspects.spec import card_suspect
 from uapfp.training import predict_logits
 from uapfp.zoo import Zoo
 
@@ -102,16 +101,12 @@ print(f"queries made in {time.perf_counter() - start:.0f} s: the victim answers 
       f"conferrability {conferrability[keep].mean():.2f} (min {conferrability[keep].min():.2f})")  # fmt: skip
 
 # ---------------------------------------------------------------- the suspects
-shape = {"input_shape": kit.input_shape, "num_classes": kit.num_classes}
 errors_sets = kit.references["errors"].queries
 suspects: dict[str, tuple[str, object]] = {}  # name -> (role, suspect)
 for i in (*parts["calibration"], *parts["heldout"]):
-    suspects["zoo/" + i] = (cards[i]["role"], TorchSuspect(load_model_from_card(cards[i]), name=i, **shape))
+    suspects["zoo/" + i] = (cards[i]["role"], card_suspect(cards[i]))
 for rec in build_suspects(args.models, victim, data, zoo.splits(), families=DEV_FAMILIES, kinds=KINDS):
-    model = load_suspect_model(args.models, rec, data)
-    s = (OnnxSuspect(model, output="logits", **shape) if isinstance(model, str)
-         else TorchSuspect(model, name=rec.name, **shape))  # fmt: skip
-    suspects["dev/" + rec.name] = (rec.role, s)
+    suspects["dev/" + rec.name] = (rec.role, load_suspect(args.models, rec, data))
 cae, errors = {}, {}
 for name, (_, s) in suspects.items():
     cae[name] = torch.stack([(s(q).argmax(-1) == v).float().mean() for q, v in zip(queries, victim_labels)])

@@ -37,10 +37,8 @@ def score_suspects(
     from ..evaluate import auc
     from ..methods import truncate
     from ..suspects.base import OutputMode
-    from ..suspects.local import TorchSuspect
-    from ..suspects.onnx_runtime import OnnxSuspect
     from ..verify import PIRACY, Scoring, query_plan, score_answers
-    from .suspects_zoo import load_suspect_model
+    from .suspects_zoo import load_suspect
 
     scorings = {name: Scoring.of(kit, method=name, alpha=alpha) for name in methods}
     keys = {key: ch for s in scorings.values() for key, ch in query_plan(s.method).items()}
@@ -48,11 +46,7 @@ def score_suspects(
     answers: dict[str, dict[str, torch.Tensor]] = {}
     seconds: dict[str, dict[str, float]] = {}
     for rec in records:
-        model = load_suspect_model(models, rec, data)
-        if isinstance(model, str):
-            suspect: Any = OnnxSuspect(model, input_shape=kit.input_shape, num_classes=kit.num_classes, output="logits")
-        else:
-            suspect = TorchSuspect(model, input_shape=kit.input_shape, num_classes=kit.num_classes, name=rec.name)
+        suspect = load_suspect(models, rec, data)
         answers[rec.name], seconds[rec.name] = {}, {}
         for key, channel in keys.items():
             start = time.perf_counter()

@@ -150,6 +150,18 @@ def load_suspect_model(folder: str | os.PathLike[str], rec: SuspectRecord, data:
     return model.eval()
 
 
+def load_suspect(folder: str | os.PathLike[str], rec: SuspectRecord, data: Any) -> Any:
+    """The suspect as the benchmarks query it: a local model, or ONNX Runtime for an ONNX file."""
+    from ..suspects.local import TorchSuspect
+    from ..suspects.onnx_runtime import OnnxSuspect
+
+    model = load_suspect_model(folder, rec, data)
+    shape = {"input_shape": tuple(data.input_shape), "num_classes": data.num_classes}
+    if isinstance(model, str):
+        return OnnxSuspect(model, output="logits", **shape)
+    return TorchSuspect(model, name=rec.name, **shape)
+
+
 def _accuracy(model: Any, data: Any) -> float:
     if isinstance(model, str):
         from ..suspects.onnx_runtime import OnnxSuspect
