@@ -89,3 +89,29 @@ def test_unknown_attack_and_bad_hyperparameters():
         create_attack("nope")
     with pytest.raises(ConfigError, match="bad hyperparameters"):
         create_attack("jbda", nonsense=1)
+
+
+def test_the_attackers_gradient_steps_in_bfloat16_follow_the_float32_ones(permuted_victim):
+    """JBDA's and CloudLeak's steps on their substitute run in the copy's precision; in bfloat16
+    (a zoo trained in it) they must still be the float32 steps, up to gradients near zero."""
+    from uapfp.extraction import CloudLeak, _input_gradient_sign
+
+    ds, teacher, *_ = permuted_victim
+    x = ds.x_test[:256]
+    target = predict_logits(teacher, x).argmax(1)
+    fp32, bf16 = TrainConfig(), TrainConfig(cpu_bf16=True)
+    exact = _input_gradient_sign(teacher, x, target, train=fp32)
+    fast = _input_gradient_sign(teacher, x, target, train=bf16)
+    x_ref = x.clone().requires_grad_(True)
+    grad = torch.autograd.grad(teacher(x_ref).gather(1, target[:, None]).sum(), x_ref)[0]
+    assert torch.equal(exact, grad.sign())  # the batched helper against one plain autograd call
+    clear = grad.abs() > 1e-3 * grad.abs().amax()
+    assert clear.float().mean() > 0.3
+    assert (fast == exact)[clear].float().mean() > 0.95
+
+    attack = CloudLeak(eps=0.1, steps=3)
+    adv32, adv16 = attack._craft(teacher, x, train=fp32), attack._craft(teacher, x, train=bf16)
+    for adv in (adv32, adv16):
+        assert (adv - x).abs().amax() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert (adv16 == adv32).float().mean() > 0.8
+    assert not torch.equal(fast, exact)  # and bfloat16 it was

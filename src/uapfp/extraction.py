@@ -163,13 +163,30 @@ class Copycat(Knockoff):
     default_labels = "hard"
 
 
-def _input_gradient_sign(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, batch: int = 512) -> torch.Tensor:
+def _substitute_config(train: TrainConfig, *, epochs: int, seed: int) -> TrainConfig:
+    """The recipe of an attack's substitute: the copy's optimizer, batch size, rate and precision."""
+    return TrainConfig(
+        optimizer=train.optimizer, batch_size=train.batch_size, epochs=epochs, lr=train.lr, seed=seed,
+        cpu_bf16=train.cpu_bf16,
+    )  # fmt: skip
+
+
+def _in_precision(train: TrainConfig) -> torch.autocast:
+    """The attacker's gradient steps on its substitute in the copy's precision (bfloat16 autocast
+    where the recipe trains in it on the CPU: two to three times faster there, docs/zoo.md)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=train.cpu_bf16)
+
+
+def _input_gradient_sign(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, train: TrainConfig, batch: int = 512
+) -> torch.Tensor:
     """sign(d logit_target / dx) of the attacker's own substitute, batched."""
     model.eval()
     out = torch.empty_like(x)
     for i in range(0, len(x), batch):
         xb = x[i : i + batch].clone().requires_grad_(True)
-        logits = model(xb)
+        with _in_precision(train):
+            logits = model(xb)
         grad = torch.autograd.grad(logits.gather(1, target[i : i + batch, None]).sum(), xb)[0]
         out[i : i + batch] = grad.sign()
     return out
@@ -213,10 +230,7 @@ class JBDA(ExtractionAttack):
         y = _query(oracle, x, self.labels)
         substitute = make_model()
         for rnd in range(self.rounds):
-            cfg = TrainConfig(
-                optimizer=train.optimizer, batch_size=train.batch_size, epochs=self.round_epochs,
-                lr=train.lr, seed=train.seed + rnd,
-            )  # fmt: skip
+            cfg = _substitute_config(train, epochs=self.round_epochs, seed=train.seed + rnd)
             train_model(substitute, x, y, config=cfg, progress=progress, desc=f"jbda round {rnd + 1}")
             src_idx = torch.arange(len(x))
             if self.max_new is not None and len(x) > self.max_new:
@@ -224,7 +238,7 @@ class JBDA(ExtractionAttack):
             src = x[src_idx]
             labels = y[src_idx].argmax(1) if y.dim() == 2 else y[src_idx]
             step = self.lam * (-1.0 if (rnd // self.tau) % 2 else 1.0)
-            new = (src + step * _input_gradient_sign(substitute, src, labels)).clamp_(0.0, 1.0)
+            new = (src + step * _input_gradient_sign(substitute, src, labels, train=train)).clamp_(0.0, 1.0)
             x = torch.cat([x, new])
             y = torch.cat([y, _query(oracle, new, self.labels)])
         model = make_model()
@@ -273,12 +287,9 @@ class CloudLeak(ExtractionAttack):
             rest, clean_extra = x_nat[: self.adversarial], x_nat[:0]
         y_nat = _query(oracle, x_nat, self.labels)
         substitute = make_model()
-        cfg = TrainConfig(
-            optimizer=train.optimizer, batch_size=train.batch_size, epochs=self.substitute_epochs,
-            lr=train.lr, seed=train.seed,
-        )  # fmt: skip
+        cfg = _substitute_config(train, epochs=self.substitute_epochs, seed=train.seed)
         train_model(substitute, x_nat, y_nat, config=cfg, progress=progress, desc="cloudleak substitute")
-        x_adv = self._craft(substitute, rest)
+        x_adv = self._craft(substitute, rest, train=train)
         x_extra = torch.cat([clean_extra, x_adv])
         y_extra = _query(oracle, x_extra, self.labels)
         x = torch.cat([x_nat, x_extra])
@@ -287,7 +298,7 @@ class CloudLeak(ExtractionAttack):
         train_model(model, x, y, config=train, progress=progress, desc="cloudleak final")
         return model, {"natural": n_nat, "adversarial": len(x_adv)}
 
-    def _craft(self, model: nn.Module, x: torch.Tensor, *, batch: int = 512) -> torch.Tensor:
+    def _craft(self, model: nn.Module, x: torch.Tensor, *, train: TrainConfig, batch: int = 512) -> torch.Tensor:
         model.eval()
         alpha = 2.5 * self.eps / max(1, self.steps)
         out = []
@@ -299,8 +310,9 @@ class CloudLeak(ExtractionAttack):
             active = torch.ones(len(x0), dtype=torch.bool)
             for _ in range(self.steps):
                 adv.requires_grad_(True)
-                logits = model(adv)
-                loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+                with _in_precision(train):
+                    logits = model(adv)
+                loss = torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
                 grad = torch.autograd.grad(loss, adv)[0]
                 with torch.no_grad():
                     active &= logits.argmax(1) != target
