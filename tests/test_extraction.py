@@ -7,7 +7,7 @@ import torch
 
 from uapfp.archs import create_model
 from uapfp.data import load_dataset
-from uapfp.extraction import create_attack, list_attacks
+from uapfp.extraction import CloudLeak, _input_gradient_sign, create_attack, list_attacks
 from uapfp.suspects.local import TorchSuspect
 from uapfp.training import TrainConfig, predict_logits, train_model
 
@@ -94,8 +94,6 @@ def test_unknown_attack_and_bad_hyperparameters():
 def test_the_attackers_gradient_steps_in_bfloat16_follow_the_float32_ones(permuted_victim):
     """JBDA's and CloudLeak's steps on their substitute run in the copy's precision; in bfloat16
     (a zoo trained in it) they must still be the float32 steps, up to gradients near zero."""
-    from uapfp.extraction import CloudLeak, _input_gradient_sign
-
     ds, teacher, *_ = permuted_victim
     x = ds.x_test[:256]
     target = predict_logits(teacher, x).argmax(1)

@@ -27,7 +27,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .suspects.base import Suspect
-from .training import TrainConfig, train_model
+from .training import TrainConfig, in_precision, train_model
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,6 @@ def _substitute_config(train: TrainConfig, *, epochs: int, seed: int) -> TrainCo
     )  # fmt: skip
 
 
-def _in_precision(train: TrainConfig) -> torch.autocast:
-    """The attacker's gradient steps on its substitute in the copy's precision (bfloat16 autocast
-    where the recipe trains in it on the CPU: two to three times faster there, docs/zoo.md)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=train.cpu_bf16)
-
-
 def _input_gradient_sign(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, train: TrainConfig, batch: int = 512
 ) -> torch.Tensor:
@@ -185,7 +179,7 @@ def _input_gradient_sign(
     out = torch.empty_like(x)
     for i in range(0, len(x), batch):
         xb = x[i : i + batch].clone().requires_grad_(True)
-        with _in_precision(train):
+        with in_precision(train):  # the copy's precision, as its training's
             logits = model(xb)
         grad = torch.autograd.grad(logits.gather(1, target[i : i + batch, None]).sum(), xb)[0]
         out[i : i + batch] = grad.sign()
@@ -310,7 +304,7 @@ class CloudLeak(ExtractionAttack):
             active = torch.ones(len(x0), dtype=torch.bool)
             for _ in range(self.steps):
                 adv.requires_grad_(True)
-                with _in_precision(train):
+                with in_precision(train):  # the copy's precision, as its training's
                     logits = model(adv)
                 loss = torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
                 grad = torch.autograd.grad(loss, adv)[0]

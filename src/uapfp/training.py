@@ -266,7 +266,7 @@ def _train_once(
                     xb = augment_batch(xb, aug, gen)
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or config.cpu_bf16):
+                with in_precision(config, device):
                     logits = model(xb)
                 loss = soft_cross_entropy(logits.float(), y[idx], smoothing=config.label_smoothing)
                 loss_value = float(loss.detach())
@@ -286,6 +286,13 @@ def _train_once(
         model.eval()
         model.to("cpu")
     return loss_value, total * config.batch_size
+
+
+def in_precision(config: TrainConfig, device: str | torch.device = "cpu") -> torch.autocast:
+    """The forward passes of ``config``'s recipe on ``device``: bfloat16 autocast on a CUDA device, and on
+    the CPU where ``config.cpu_bf16`` asks for it; float32 otherwise."""
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=kind == "cuda" or config.cpu_bf16)
 
 
 def _runs_channels_last(model: nn.Module, sample: torch.Tensor) -> bool:
