@@ -34,3 +34,94 @@ def hardlink_copy(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> N
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(src, partial, copy_function=os.link)
     partial.rename(out)
+
+
+def family_answers(
+    zoo: Any, kit: Any, models: str, half: str, ask: Any, cache: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The answers ``ask(suspect)`` of the kit's calibration and held-out zoo models and of the families
+    benchmark's suspects of ``half`` (which must exist: ``uapfp bench families --halves HALF`` trains them),
+    and what each is: ``{"role": piracy|homologous, "group": calibration|heldout|fam, "family": ...}``.
+    With ``cache``, read from there if it exists, else written there (a dict of tensors and a JSON file beside)."""
+    import json
+
+    import torch
+
+    from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, TEST_FAMILIES, build_suspects, load_suspect
+    from uapfp.cards import load_model_from_card
+    from uapfp.storage import write_json
+    from uapfp.suspects.spec import card_suspect
+
+    if cache is not None and Path(cache).is_file():
+        return torch.load(cache, weights_only=True), json.loads(Path(cache).with_suffix(".json").read_text())
+    part = {i: p for p, ids in kit.info["models"].items() for i in ids}
+    answers, info = {}, {}
+    for card in zoo.cards:
+        if part.get(card["id"]) in ("calibration", "heldout"):
+            answers[card["id"]] = ask(card_suspect(card))
+            info[card["id"]] = {"role": card["role"], "group": part[card["id"]], "family": card["arch"]}
+    data = zoo.load_dataset()
+    families = DEV_FAMILIES if half == "dev" else TEST_FAMILIES
+    victim = load_model_from_card(zoo.victim)
+    for rec in build_suspects(models, victim, data, zoo.splits(), families=families, kinds=KINDS):
+        answers[rec.name] = ask(load_suspect(models, rec, data))
+        info[rec.name] = {"role": rec.role, "group": "fam", "family": rec.family}
+    if cache is not None:
+        tmp = Path(cache).with_suffix(".partial")
+        torch.save(answers, tmp)
+        tmp.rename(cache)
+        write_json(Path(cache).with_suffix(".json"), info)
+    return answers, info
+
+
+def score_cells(sim: dict[str, float], info: dict[str, dict[str, str]], kit_alpha: float, p_value: Any = None) -> str:
+    """One table row's cells for similarities ``sim`` (suspect -> statistic): on the families benchmark
+    (alpha 0.01) AUC, TPR at 1 % FPR, copies detected, honest flagged; on the zoo's held-out models (the
+    kit's alpha) AUC, detected, flagged. ``p_value(s)`` defaults to the kit's test against the
+    calibration models' statistics (prediction t-test)."""
+    import numpy as np
+
+    from uapfp.bench.scoring import tpr_at_fpr
+    from uapfp.evaluate import auc
+    from uapfp.significance import prediction_greater
+
+    null = np.array([s for i, s in sim.items() if info[i]["group"] == "calibration"])
+    p_value = p_value or (lambda s: prediction_greater(np.array([s]), null))
+    cells = []
+    for group in ("fam", "heldout"):
+        alpha = 0.01 if group == "fam" else kit_alpha
+        pos = [s for i, s in sim.items() if info[i]["group"] == group and info[i]["role"] == "piracy"]
+        neg = [s for i, s in sim.items() if info[i]["group"] == group and info[i]["role"] == "homologous"]
+        det, flag = sum(p_value(s) < alpha for s in pos), sum(p_value(s) < alpha for s in neg)
+        cells.append((auc(pos, neg), tpr_at_fpr(pos, neg), det, len(pos), flag, len(neg)))
+    (a, t, d, np_, f, nn_), (za, _, zd, znp, zf, znn) = cells
+    return f"{a:.3f} | {t:.2f} | {d}/{np_} | {f}/{nn_} | {za:.3f}; {zd}/{znp}, {zf}/{znn}"
+
+
+def family_aucs(sim: dict[str, float], info: dict[str, dict[str, str]]) -> str:
+    """The AUC of copies against honest models within each family of the benchmark, as text."""
+    from uapfp.evaluate import auc
+
+    fams: dict[str, dict[str, list[float]]] = {}
+    for i, s in sim.items():
+        if info[i]["group"] == "fam":
+            fams.setdefault(info[i]["family"], {}).setdefault(info[i]["role"], []).append(s)
+    return ", ".join(f"{f} {auc(v['piracy'], v['homologous']):.2f}" for f, v in fams.items())
+
+
+def family_study_args(doc: str, extra: Any = None) -> tuple[argparse.Namespace, Any, Any]:
+    """Parse a families study's ``--zoo``, ``--kit``, ``--models`` and ``--half`` (and what ``extra(parser)``
+    adds), quieten logging: the arguments, the zoo and the kit."""
+    from uapfp.kit import Kit
+    from uapfp.zoo import Zoo
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--zoo", required=True)
+    parser.add_argument("--kit", required=True)
+    parser.add_argument("--models", required=True, help="the families benchmark's suspects (its --models folder)")
+    parser.add_argument("--half", choices=("dev", "test"), default="dev")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    return args, Zoo.load(args.zoo), Kit.load(args.kit)
