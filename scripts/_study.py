@@ -42,18 +42,22 @@ def family_answers(
     """The answers ``ask(suspect)`` of the kit's calibration and held-out zoo models and of the families
     benchmark's suspects of ``half`` (which must exist: ``uapfp bench families --halves HALF`` trains them),
     and what each is: ``{"role": piracy|homologous, "group": calibration|heldout|fam, "family": ...}``.
-    With ``cache``, read from there if it exists, else written there (a dict of tensors and a JSON file beside)."""
+    With ``cache``, read from there if it was written for this kit (the digest of its reference answers),
+    else computed and written there (a dict of tensors, and a JSON file beside it)."""
     import json
 
     import torch
 
     from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, TEST_FAMILIES, build_suspects, load_suspect
     from uapfp.cards import load_model_from_card
-    from uapfp.storage import write_json
+    from uapfp.storage import sha256_tensors, write_json
     from uapfp.suspects.spec import card_suspect
 
+    key = sha256_tensors(*(t for ref in kit.references.values() for t in (ref.queries, ref.victim, ref.null)))
     if cache is not None and Path(cache).is_file():
-        return torch.load(cache, weights_only=True), json.loads(Path(cache).with_suffix(".json").read_text())
+        stored = json.loads(Path(cache).with_suffix(".json").read_text())
+        if stored.get("kit") == key and stored.get("half") == half:
+            return torch.load(cache, weights_only=True), stored["suspects"]
     part = {i: p for p, ids in kit.info["models"].items() for i in ids}
     answers, info = {}, {}
     for card in zoo.cards:
@@ -70,7 +74,7 @@ def family_answers(
         tmp = Path(cache).with_suffix(".partial")
         torch.save(answers, tmp)
         tmp.rename(cache)
-        write_json(Path(cache).with_suffix(".json"), info)
+        write_json(Path(cache).with_suffix(".json"), {"kit": key, "half": half, "suspects": info})
     return answers, info
 
 
@@ -125,3 +129,13 @@ def family_study_args(doc: str, extra: Any = None) -> tuple[argparse.Namespace, 
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     return args, Zoo.load(args.zoo), Kit.load(args.kit)
+
+
+def table_head(half: str, kit_alpha: float, first: str = "variant", per_family: bool = False) -> str:
+    """The header of a families study's table, with the line that says which half and alphas."""
+    extra = " per family AUC |" if per_family else ""
+    return (
+        f"{half} half; alpha 0.01 (families), {kit_alpha} (zoo held out)\n"
+        f"| answers | {first} | AUC | TPR at 1 % FPR | copies detected | honest flagged | zoo held out: AUC; detected, "
+        f"flagged |{extra}\n" + "|---" * (7 + per_family) + "|"
+    )

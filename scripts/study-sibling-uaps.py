@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_study_args, score_cells
+from _study import family_answers, family_study_args, score_cells, table_head
 from scipy import stats
 
 from uapfp.cards import load_model_from_card
@@ -74,11 +74,7 @@ def statistics(ans: torch.Tensor, p: torch.Tensor) -> dict[str, np.ndarray]:
     return {"agree": torch.stack(agree).double().numpy(), "dev": torch.stack(dev).double().numpy()}
 
 
-print(f"{args.half} half; alpha 0.01 (families), {kit.config.alpha} (zoo held out)")
-print(
-    "| answers | variant | AUC | TPR at 1 % FPR | copies detected | honest flagged | zoo held out: AUC; detected, flagged |"
-)
-print("|---|---|---|---|---|---|---|")
+print(table_head(args.half, kit.config.alpha))
 for mode in ("probs", "label"):
     pm = truncate(p, mode)
     st = {i: statistics(truncate(a, mode), pm) for i, a in answers.items()}

@@ -22,7 +22,7 @@ zoo's held-out models.
 
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_aucs, family_study_args, score_cells
+from _study import family_answers, family_aucs, family_study_args, score_cells, table_head
 
 from uapfp.cards import load_model_from_card
 from uapfp.methods import truncate
@@ -55,11 +55,7 @@ choices = {
     "random": rand.reshape(20, 50),
     "errors-2000": torch.cat([wrong.reshape(20, 50), low.reshape(20, 50)], 1),
 }
-print(f"{args.half} half; alpha 0.01 (families), {kit.config.alpha} (zoo held out)")
-print(
-    "| answers | images | AUC | TPR at 1 % FPR | copies detected | honest flagged | zoo held out: AUC; detected, flagged | per family AUC |"
-)
-print("|---|---|---|---|---|---|---|---|")
+print(table_head(args.half, kit.config.alpha, "images", per_family=True))
 for mode in ("probs", "label"):
     pv, ps = truncate(p_v, mode), truncate(p_sib, mode)
     half_a, half_b = ps[:4].mean(0), ps[4:].mean(0)

@@ -30,7 +30,7 @@ and at the kit's alpha on the zoo's held-out models. The answers are cached in
 
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_aucs, family_study_args, score_cells
+from _study import family_answers, family_aucs, family_study_args, score_cells, table_head
 
 from uapfp.methods import truncate
 
@@ -90,12 +90,7 @@ def variants_of(victim, siblings, labels, ans, prefix) -> dict[str, torch.Tensor
 
 
 names = ["base", "centred", "centred-hard", "others", "log", "log-centred"]
-print(f"{args.half} half; alpha 0.01 (families), {kit.config.alpha} (zoo held out)")
-print(
-    "| answers | variant | AUC | TPR at 1 % FPR | copies detected | honest flagged | zoo held out: AUC; detected, flagged "
-    "| per family AUC |"
-)
-print("|---|---|---|---|---|---|---|---|")
+print(table_head(args.half, kit.config.alpha, per_family=True))
 for mode in ("probs", "label"):
     r_ref = ref.truncated(mode, ref.queries.shape[0])
     sims = {i: {k: float(s.mean()) for k, s in variants(r_ref, truncate(a, mode)).items()} for i, a in answers.items()}

@@ -30,7 +30,7 @@ import argparse
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_study_args, score_cells
+from _study import family_answers, family_study_args, score_cells, table_head
 from scipy import stats
 
 from uapfp.cards import load_model_from_card
@@ -77,11 +77,7 @@ def statistics(ans: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-print(f"{args.half} half; alpha 0.01 (families), {kit.config.alpha} (zoo held out)")
-print(
-    "| answers | variant | AUC | TPR at 1 % FPR | copies detected | honest flagged | zoo held out: AUC; detected, flagged |"
-)
-print("|---|---|---|---|---|---|---|")
+print(table_head(args.half, kit.config.alpha))
 for mode in ("probs", "label"):
     p = truncate(probs, mode)
     st = {i: statistics(truncate(a, mode), p).double().numpy() for i, a in answers.items()}
