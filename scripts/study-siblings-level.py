@@ -25,7 +25,8 @@ Every variant is scored on the same answers, against the kit's calibration model
 test (prediction t-test) at alpha 0.01 on the families benchmark (the development half unless
 ``--half test``; its suspects must exist: `uapfp bench families --halves dev|test` trains them)
 and at the kit's alpha on the zoo's held-out models. The answers are cached in
-``runs/study-siblings-level-HALF.pt`` (a dict of tensors: ``torch.load(..., weights_only=True)``).
+``runs/study-siblings-level-HALF.pt`` (a dict of tensors: ``torch.load(..., weights_only=True)``),
+read back only for the kit they were asked for.
 """
 
 import torch
