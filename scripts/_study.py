@@ -37,13 +37,15 @@ def hardlink_copy(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> N
 
 
 def family_answers(
-    zoo: Any, kit: Any, models: str, half: str, ask: Any, cache: str | os.PathLike[str] | None = None
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    zoo: Any, kit: Any, models: str, half: str, ask: Any, cache: str | os.PathLike[str] | None = None,
+    data: Any = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:  # fmt: skip
     """The answers ``ask(suspect)`` of the kit's calibration and held-out zoo models and of the families
     benchmark's suspects of ``half`` (which must exist: ``uapfp bench families --halves HALF`` trains them),
     and what each is: ``{"role": piracy|homologous, "group": calibration|heldout|fam, "family": ...}``.
     With ``cache``, read from there if it was written for this kit (the digest of its reference answers),
-    else computed and written there (a dict of tensors, and a JSON file beside it)."""
+    else computed and written there (a dict of tensors, and a JSON file beside it). ``data``: the zoo's
+    dataset, where the caller has it loaded already."""
     import json
 
     import torch
@@ -64,7 +66,7 @@ def family_answers(
         if part.get(card["id"]) in ("calibration", "heldout"):
             answers[card["id"]] = ask(card_suspect(card))
             info[card["id"]] = {"role": card["role"], "group": part[card["id"]], "family": card["arch"]}
-    data = zoo.load_dataset()
+    data = data if data is not None else zoo.load_dataset()
     families = DEV_FAMILIES if half == "dev" else TEST_FAMILIES
     victim = load_model_from_card(zoo.victim)
     for rec in build_suspects(models, victim, data, zoo.splits(), families=families, kinds=KINDS):
@@ -139,3 +141,18 @@ def table_head(half: str, kit_alpha: float, first: str = "variant", per_family: 
         f"| answers | {first} | AUC | TPR at 1 % FPR | copies detected | honest flagged | zoo held out: AUC; detected, "
         f"flagged |{extra}\n" + "|---" * (7 + per_family) + "|"
     )
+
+
+def reference_scores(stats: dict[str, Any]) -> dict[str, tuple[dict[str, float], Any]]:
+    """Three scores of a per-suspect reference, from each suspect's statistics (the victim's first, then
+    each sibling's in the victim's place), with the ``p_value`` :func:`score_cells` takes (None: the kit's
+    test against the calibration models): ``victim``, the victim's statistic; ``own``, the victim's
+    against the siblings' by the kit's prediction t-test (no calibration model), scored as minus its
+    p-value; ``diff``, the victim's minus the siblings' mean."""
+    from uapfp.significance import prediction_greater
+
+    return {
+        "victim": ({i: s[0] for i, s in stats.items()}, None),
+        "own": ({i: -prediction_greater(s[:1], s[1:]) for i, s in stats.items()}, lambda s: -s),
+        "diff": ({i: s[0] - s[1:].mean() for i, s in stats.items()}, None),
+    }

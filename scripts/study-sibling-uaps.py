@@ -15,8 +15,8 @@ target t (the victim or a sibling) and suspect s, on the probe images plus t's U
 
 Scored for each: ``X``: the victim's statistic against the kit's calibration models (prediction
 t-test); ``X-own``: (t_v - mean t_j) / (sd t_j sqrt(1 + 1/8)) against Student's t, 7 degrees of
-freedom (no calibration model); ``X-diff``: t_v - mean t_j against the calibration models'. AUC,
-TPR at 1 % FPR, detections and false alarms at alpha 0.01 on the families benchmark (dev half unless
+freedom (the kit's prediction t-test, no calibration model; ranked by its p-value); ``X-diff``:
+t_v - mean t_j against the calibration models'. AUC, TPR at 1 % FPR, detections and false alarms at alpha 0.01 on the families benchmark (dev half unless
 ``--half test``; its suspects must exist) and at the kit's alpha on the zoo's held-out models.
 """
 
@@ -25,8 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_study_args, score_cells, table_head
-from scipy import stats
+from _study import family_answers, family_study_args, reference_scores, score_cells, table_head
 
 from uapfp.cards import load_model_from_card
 from uapfp.methods import truncate
@@ -60,7 +59,7 @@ def ask(model_or_suspect, is_model: bool) -> torch.Tensor:
 
 
 p = torch.stack([ask(m, True) for m in targets])  # (9 models, 9 UAPs, S, n, K)
-answers, info = family_answers(zoo, kit, args.models, args.half, lambda suspect: ask(suspect, False))
+answers, info = family_answers(zoo, kit, args.models, args.half, lambda suspect: ask(suspect, False), data=data)
 
 
 def statistics(ans: torch.Tensor, p: torch.Tensor) -> dict[str, np.ndarray]:
@@ -79,14 +78,8 @@ for mode in ("probs", "label"):
     pm = truncate(p, mode)
     st = {i: statistics(truncate(a, mode), pm) for i, a in answers.items()}
     for kind in ("agree", "dev"):
-        score = {
-            kind: {i: s[kind][0] for i, s in st.items()},
-            f"{kind}-own": {i: (s[kind][0] - s[kind][1:].mean()) / (s[kind][1:].std(ddof=1) * np.sqrt(1 + 1 / 8))
-                            for i, s in st.items()},
-            f"{kind}-diff": {i: s[kind][0] - s[kind][1:].mean() for i, s in st.items()},
-        }  # fmt: skip
-        for name, sim in score.items():
-            p_value = (lambda s: float(stats.t.sf(s, 7))) if name.endswith("-own") else None
+        for name, (sim, p_value) in reference_scores({i: s[kind] for i, s in st.items()}).items():
+            name = kind if name == "victim" else f"{kind}-{name}"
             print(f"| {mode} | {name} | {score_cells(sim, info, kit.config.alpha, p_value)} |")
     if mode == "probs":
         for i, s in st.items():

@@ -37,7 +37,13 @@ victim = load_model_from_card(zoo.victim)
 p_v = predict_logits(victim, x).softmax(-1)
 p_sib = torch.stack([predict_logits(load_model_from_card(cards[i]), x).softmax(-1) for i in kit.info["siblings"]])
 answers, info = family_answers(
-    zoo, kit, args.models, args.half, lambda suspect: suspect(x), cache=f"runs/study-siblings-images-{args.half}.pt"
+    zoo,
+    kit,
+    args.models,
+    args.half,
+    lambda suspect: suspect(x),
+    cache=f"runs/study-siblings-images-{args.half}.pt",
+    data=data,
 )
 gen = torch.Generator().manual_seed(0)
 wrong = (p_v.argmax(-1) != y).nonzero().squeeze(1)

@@ -17,7 +17,7 @@ out on the victim's. Scored, on the same answers (the union of the nine models' 
 
 - ``base``: the victim's statistic, against the kit's calibration models (the product's test);
 - ``own``: the per-suspect test, (t_v - mean t_j) / (sd t_j sqrt(1 + 1/8)) against Student's t with
-  7 degrees of freedom (no calibration model at all);
+  7 degrees of freedom (the kit's prediction t-test; no calibration model at all), ranked by its p-value;
 - ``diff``: t_v - mean t_j as the similarity, against the calibration models' (the kit's test).
 
 AUC, TPR at 1 % FPR, detections and false alarms at alpha 0.01 on the families benchmark (dev half
@@ -27,11 +27,9 @@ kit's alpha on the zoo's held-out models.
 
 import argparse
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_study_args, score_cells, table_head
-from scipy import stats
+from _study import family_answers, family_study_args, reference_scores, score_cells, table_head
 
 from uapfp.cards import load_model_from_card
 from uapfp.methods import truncate
@@ -61,7 +59,7 @@ where = torch.full((len(x),), -1, dtype=torch.long)
 where[union] = torch.arange(len(union))
 print(f"{len(union)} queries per suspect (the union of the nine models' {n_all} chosen errors)")
 
-answers, info = family_answers(zoo, kit, args.models, args.half, lambda suspect: suspect(x[union]))
+answers, info = family_answers(zoo, kit, args.models, args.half, lambda suspect: suspect(x[union]), data=data)
 
 
 def statistics(ans: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -81,13 +79,8 @@ print(table_head(args.half, kit.config.alpha))
 for mode in ("probs", "label"):
     p = truncate(probs, mode)
     st = {i: statistics(truncate(a, mode), p).double().numpy() for i, a in answers.items()}
-    score = {
-        "base": {i: s[0] for i, s in st.items()},
-        "own": {i: (s[0] - s[1:].mean()) / (s[1:].std(ddof=1) * np.sqrt(1 + 1 / 8)) for i, s in st.items()},
-        "diff": {i: s[0] - s[1:].mean() for i, s in st.items()},
-    }
-    for name, sim in score.items():
-        p_value = (lambda s: float(stats.t.sf(s, 7))) if name == "own" else None
+    for name, (sim, p_value) in reference_scores(st).items():
+        name = {"victim": "base"}.get(name, name)
         print(f"| {mode} | {name} | {score_cells(sim, info, kit.config.alpha, p_value)} |")
     if mode == "probs":
         for i, s in st.items():
