@@ -1,4 +1,8 @@
-"""Study (not a product feature): the second victim's siblings trained by the owner's own script.
+"""Study: the second victim's siblings trained by the owner's own script.
+
+Since 2026-12-07 the product takes an owner's siblings itself (`uapfp zoo build --victim-siblings
+FILE ...`); this script, which replaces a built zoo's sibling cards, is kept as the record of how
+the study's figures in docs/results-fmnist.md were made.
 
 `uapfp zoo build` trains a victim's siblings with the zoo's recipe. For the second victim (an
 owner's ConvMixer trained with AdamW, one-cycle, label smoothing, 10 epochs) that recipe is not

@@ -138,6 +138,80 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
     assert Kit.load(kit_dir).config.calibration == "kit" and "calibration kit" in out
 
 
+def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
+    """An owner's victim with siblings the owner trained (--victim-siblings): the zoo holds them as
+    they were handed in (no sibling of its own recipe), refuses ones that cannot be the victim's
+    before writing anything, resumes, and the kit's siblings reference is their answers."""
+    import warnings
+
+    from safetensors.torch import save_file
+
+    from tests.helpers import ConvView, tiny_mlp
+    from uapfp.archs import trusting
+    from uapfp.cards import load_model_from_card
+    from uapfp.cli import main
+    from uapfp.data import load_dataset
+    from uapfp.kit import Kit
+    from uapfp.storage import read_json
+    from uapfp.training import TrainConfig, predict_logits, train_model
+    from uapfp.zoo import Zoo
+
+    data = load_dataset("fashion-mnist-slice")
+    files, models = [], []
+    for seed in (0, 1, 2):  # the victim, then two siblings: one recipe, one data, three seeds
+        torch.manual_seed(seed)
+        model = tiny_mlp()
+        train_model(model, data.x_train[:3000], data.y_train[:3000], config=TrainConfig(epochs=2, seed=seed), progress=False)
+        files.append(str(tmp_path / f"m{seed}.safetensors"))
+        save_file(model.state_dict(), files[-1])
+        models.append(model.eval())
+    save_file(ConvView().state_dict(), tmp_path / "conv.safetensors")
+    with warnings.catch_warnings():  # PyTorch deprecates TorchScript, which owners still hand in
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(models[1]).save(str(tmp_path / "sibling.pt"))
+    zoo_dir, kit_dir = tmp_path / "zoo", tmp_path / "kit"
+    own = ["zoo", "build", "--preset", "tiny", "--victim", "tests.helpers:tiny_mlp", "--victim-weights", files[0],
+           "--victim-data", "fashion-mnist-slice[0:3000]", "--archs", "C", "--attacks", "knockoff,copycat",
+           "--piracy", "2", "--homologous", "3", "--epochs", "1", "--out", str(zoo_dir)]  # fmt: skip
+    refused = {
+        "2 or more": [*own, "--victim-siblings", files[1]],
+        "same file as the victim's weights": [*own, "--victim-siblings", files[1], files[0]],
+        "does not fit": [*own, "--victim-siblings", files[1], str(tmp_path / "conv.safetensors")],
+        "do not exist": [*own, "--victim-siblings", files[1], str(tmp_path / "none.safetensors")],
+        "a TorchScript file and the victim is not": [*own, "--victim-siblings", files[1], str(tmp_path / "sibling.pt")],
+        "need your own victim": ["zoo", "build", "--preset", "tiny", "--victim-siblings", *files[1:], "--out", str(zoo_dir)],
+    }
+    for message, args in refused.items():
+        capsys.readouterr()
+        assert main(["-q", *args]) == 2, message
+        assert message in capsys.readouterr().err and not (zoo_dir / "zoo.json").exists()
+    build = ["-q", *own, "--victim-siblings", *files[1:]]
+    assert main(build) == 0
+    zoo = Zoo.load(zoo_dir)
+    siblings = sorted(zoo.select("sibling"), key=lambda c: c["id"])
+    assert [c["id"] for c in siblings] == ["sibling-00", "sibling-01"]
+    assert [c["source"] for c in siblings] == files[1:] and all(c["handed_in"] and c["train"] is None for c in siblings)
+    meta = read_json(zoo_dir / "zoo.json")
+    assert meta["config"]["siblings"] == 0 and not [j for j in meta["jobs"] if j["role"] == "sibling"]
+    with trusting(["tests.helpers"]):
+        for card, model in zip(siblings, models[1:]):  # the zoo's copy answers as the owner's model does
+            assert torch.equal(predict_logits(load_model_from_card(card), data.x_test), predict_logits(model, data.x_test))
+    before = {c["id"]: c["weights_sha256"] for c in zoo.cards}
+    assert main(build) == 0  # resumes: nothing to do, nothing rewritten
+    assert {c["id"]: c["weights_sha256"] for c in Zoo.load(zoo_dir).cards} == before
+    settings = {"n_views": 4, "n_probes": 20, "encoder": {"steps": 60}, "lineage_sets": 5, "lineage_per_set": 20}
+    (tmp_path / "small-kit.json").write_text(json.dumps(settings))
+    assert main(["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--fingerprints", "5", "--config",
+                 str(tmp_path / "small-kit.json"), "--trust-code", "tests.helpers", "--calibration-fraction", "0.6"]) == 0  # fmt: skip
+    kit = Kit.load(kit_dir)
+    ref = kit.references["errors"]
+    assert kit.info["siblings"] == ["sibling-00", "sibling-01"] and kit.config.method == "uap"
+    for i, model in enumerate(models[1:]):
+        assert torch.allclose(ref.siblings[i], predict_logits(model, ref.queries.flatten(0, 1)).softmax(-1).view_as(ref.victim), atol=1e-6)
+    victim = open_suspect("tests.helpers:tiny_mlp", input_shape=(1, 28, 28), num_classes=10, weights=files[0])
+    assert math.isfinite(verify(kit, victim, method="siblings").similarity)
+
+
 # The tests' tiny zoo and kit (tests/conftest.py: tiny_zoo_config(), TINY_PROTECT), then verify() on
 # every held-out model with card_suspect(card, output=mode): similarity to 6 decimals, p-value to 6
 # significant digits, as `python scripts/record-verdicts.py` prints them. Recorded on 2026-12-06 on

@@ -341,7 +341,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     }  # fmt: skip
     info["siblings"] = sibling_ids
     if config.method == "auto":
-        config = replace(config, method=choose_method(len(sibling_ids), own_victim=":" in str(vcard.get("arch"))))
+        config = replace(config, method=choose_method(len(sibling_ids), own_victim=vcard.get("train") is None))
         log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     kit = Kit(
         path=None,
@@ -365,8 +365,9 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
 def choose_method(siblings: int, *, own_victim: bool = False) -> str:
     """The method of ``--method auto``: ``siblings`` when the zoo has two or more of the victim's
     siblings and trained the victim itself, else the paper's ``uap`` (decided on the families
-    benchmark's dev half; a user's own victim keeps uap: its siblings get the zoo's recipe, not
-    the user's, docs/method.md)."""
+    benchmark's dev half). A user's own victim keeps uap: siblings the zoo trains get its recipe,
+    not the user's, and with siblings the user trained (``--victim-siblings``) ``siblings`` ranked
+    the one such victim measured 0.010 below ``uap`` on its dev half (docs/method.md)."""
     return "siblings" if siblings >= 2 and not own_victim else "uap"
 
 

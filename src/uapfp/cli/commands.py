@@ -47,7 +47,12 @@ def cmd_zoo_build(args: argparse.Namespace) -> int:
     from ..zoo import VictimSource, build_zoo, zoo_table
 
     config = _zoo_config(args)
-    victim = VictimSource(factory=args.victim, weights=args.victim_weights, data=args.victim_data)
+    victim = VictimSource(
+        factory=args.victim,
+        weights=args.victim_weights,
+        data=args.victim_data,
+        siblings=tuple(args.victim_siblings or ()),
+    )
     if victim.data and not args.dataset:
         config = replace(config, dataset=DatasetSpec.parse(victim.data).base)
     zoo = build_zoo(

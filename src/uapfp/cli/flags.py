@@ -73,6 +73,11 @@ def _zoo_flags(p: argparse.ArgumentParser) -> None:
     b.add_argument("--victim", default=None, help="your own victim's architecture, package.module:factory")
     b.add_argument("--victim-weights", default=None, help="its weights (.safetensors) or a TorchScript file")
     b.add_argument("--victim-data", default=None, help="its training data: SPEC, SPEC[start:stop] or SPEC@indices.json")
+    b.add_argument(
+        "--victim-siblings", nargs="+", default=None, metavar="FILE",
+        help="its siblings, trained by you as the victim was (same architecture, recipe and data; other seeds), "
+        "in the victim's format: the zoo holds them instead of training its own (2 or more; 8 is the default count)",
+    )  # fmt: skip
     b.add_argument("--seed", type=int, default=0)
     b.add_argument(
         "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",

@@ -40,11 +40,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class VictimSource:
-    """A user's own victim: an architecture factory, weights, and its training data spec."""
+    """A user's own victim: an architecture factory, weights, and its training data spec.
+
+    ``siblings``: weights files of the victim's siblings, trained by the owner as the victim was
+    (its architecture, recipe and exact training data, other seeds), in the victim's format; the
+    zoo then holds these instead of training siblings with its own recipe (docs/method.md).
+    """
 
     factory: str | None = None
     weights: str | None = None
     data: str | None = None
+    siblings: tuple[str, ...] = ()
 
 
 def _metrics(
@@ -159,8 +165,14 @@ def _build_zoo(
         elif own is None:
             log.warning("a TorchScript victim has no architecture to rebuild: the zoo holds none of its kind")
     data = dataset or load_dataset(config.dataset, data_dir=data_dir)
+    if victim.siblings:
+        _check_handed_in(victim, data)  # before anything is written
     meta_path = out / "zoo.json"
-    identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": asdict(victim)}
+    # as JSON reads it back; a zoo built before siblings could be handed in has no "siblings" key
+    given = {**asdict(victim), "siblings": list(victim.siblings)}
+    if not victim.siblings:
+        del given["siblings"]
+    identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": given}
     if meta_path.is_file():
         old = read_json(meta_path)
         if not isinstance(old, dict) or old.get("identity") != identity:
@@ -175,7 +187,9 @@ def _build_zoo(
     save_tensors(splits_path, {"victim": torch.from_numpy(v_idx), "pool": torch.from_numpy(pool_idx)})
     jobs = plan_jobs(config)
     own = victim.factory or (None if victim.weights else config.victim_arch)
-    if own is not None:
+    if victim.siblings:
+        config = replace(config, siblings=0)  # the zoo trains none: the owner's replace them
+    elif own is not None:
         jobs += plan_siblings(config, own)
     elif config.siblings:
         log.warning("a TorchScript victim has no architecture to rebuild: the zoo holds no siblings of it")
@@ -198,7 +212,7 @@ def _build_zoo(
     x_v, y_v = data.x_train[torch.from_numpy(v_idx)], data.y_train[torch.from_numpy(v_idx)]
     pool = data.x_train[torch.from_numpy(pool_idx)]
 
-    bar = tqdm(total=len(jobs) + 1, desc="zoo", unit="model", disable=not progress)
+    bar = tqdm(total=len(jobs) + 1 + len(victim.siblings), desc="zoo", unit="model", disable=not progress)
     try:
         # ---- the victim
         vpath = card_path(out, "victim")
@@ -220,6 +234,10 @@ def _build_zoo(
         victim_pred = predict_logits(victim_model, data.x_test).argmax(1)
         victim_acc = vcard["test_accuracy"]
         log.info("victim: test accuracy %.4f", victim_acc)
+        for i, weights in enumerate(victim.siblings):
+            if not card_is_finished(card_path(out, f"sibling-{i:02d}")):
+                _write_handed_in_sibling(out, i, weights, victim, data, victim_pred, victim_acc, vcard)
+            bar.update(1)
 
         # ---- homologous and piracy models
         pending = []
@@ -271,18 +289,7 @@ def _train_victim(
             raise ConfigError("a victim of your own needs --victim package.module:factory and --victim-weights FILE")
         start = time.perf_counter()
         weights = Path(victim.weights)  # type: ignore[arg-type]
-        if is_torchscript(weights):
-            model = load_torchscript(weights)
-            fmt, arch = "torchscript", "torchscript"
-        else:
-            model = model_with_weights(
-                victim.factory,
-                weights,
-                input_shape=data.input_shape,
-                num_classes=data.num_classes,  # type: ignore[arg-type]
-            )
-            fmt, arch = "safetensors", victim.factory
-        model.eval()
+        model, fmt, arch = _handed_in_model(weights, victim.factory, data)
         card = {
             "role": "victim", "arch": arch, "optimizer": None, "batch_size": None, "seed": None, **common,
             "data": data_info, "attack": None, "queries": 0, "train": None, "source": str(weights),
@@ -306,6 +313,81 @@ def _train_victim(
         "weights_format": "safetensors",
     }  # fmt: skip
     return _write_model(out, "victim", model, card)
+
+
+def _handed_in_model(weights: Path, factory: str | None, data: Dataset) -> tuple[nn.Module, str, str]:
+    """A model the owner hands in (a TorchScript file, or weights for ``factory``): (model, format, arch)."""
+    if is_torchscript(weights):
+        return load_torchscript(weights), "torchscript", "torchscript"
+    if not factory:
+        raise ConfigError(
+            f"{weights} is no TorchScript file, and weights need the architecture (--victim module:factory)"
+        )
+    model = model_with_weights(factory, weights, input_shape=data.input_shape, num_classes=data.num_classes)
+    return model.eval(), "safetensors", factory
+
+
+def _check_handed_in(victim: VictimSource, data: Dataset) -> None:
+    """Refuse siblings an owner hands in that cannot be the victim's, before any work."""
+    if not victim.weights:
+        raise ConfigError(
+            "siblings handed in (--victim-siblings) need your own victim (--victim and --victim-weights): "
+            "a victim the zoo trains gets siblings trained the same way"
+        )
+    if len(victim.siblings) < 2:
+        raise ConfigError("give 2 or more siblings (they are split in two halves); 8 is the zoo's default")
+    if not Path(victim.weights).is_file():
+        raise ConfigError(f"victim weights {victim.weights} do not exist")
+    victim_ts = is_torchscript(victim.weights)
+    seen = {sha256_file(victim.weights): "the victim's weights"}
+    for weights in victim.siblings:
+        path = Path(weights)
+        if not path.is_file():
+            raise ConfigError(f"sibling weights {path} do not exist")
+        digest = sha256_file(path)
+        if digest in seen:
+            raise ConfigError(
+                f"sibling weights {path} are the same file as {seen[digest]}: each sibling is another seed"
+            )
+        seen[digest] = str(path)
+        if is_torchscript(path) != victim_ts:
+            raise ConfigError(
+                f"sibling {path} is {'' if is_torchscript(path) else 'not '}a TorchScript file and the victim is"
+                f"{'' if victim_ts else ' not'}: hand in the siblings as the victim is given"
+            )
+        model, _, _ = _handed_in_model(path, victim.factory, data)  # refuses weights of another architecture
+        x = data.x_test[:2]
+        try:
+            shape = tuple(predict_logits(model, x).shape)
+        except Exception as exc:  # a TorchScript model may raise anything on an input it was not made for
+            raise ConfigError(f"sibling {path} cannot answer the dataset's images ({type(exc).__name__})") from None
+        if shape != (len(x), data.num_classes):
+            raise ConfigError(f"sibling {path} does not answer {data.num_classes} classes")
+
+
+def _write_handed_in_sibling(
+    out: Path, i: int, weights: str, victim: VictimSource, data: Dataset, victim_pred: torch.Tensor,
+    victim_acc: float, vcard: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The card (and a copy of the weights) of the owner's ``i``-th sibling, trained by the owner."""
+    start = time.perf_counter()
+    model, fmt, arch = _handed_in_model(Path(weights), victim.factory, data)
+    common = {k: vcard[k] for k in ("input_shape", "num_classes", "dataset")}
+    card = {
+        "role": "sibling", "arch": arch, "optimizer": None, "batch_size": None, "seed": None, **common,
+        "data": vcard["data"], "attack": None, "queries": 0, "train": None, "source": str(weights),
+        "handed_in": True, **_metrics(model, data, victim_pred, victim_acc), "train_seconds": 0.0,
+        "wall_seconds": round(time.perf_counter() - start, 2), "weights_format": fmt,
+    }  # fmt: skip
+    if card["test_accuracy"] < victim_acc - 0.05:
+        log.warning(
+            "sibling %s: test accuracy %.4f against the victim's %.4f; a sibling should be trained as the victim was",
+            weights, card["test_accuracy"], victim_acc,
+        )  # fmt: skip
+    model_id = f"sibling-{i:02d}"
+    if fmt == "torchscript":
+        return _write_model(out, model_id, None, card, weights_file=Path(weights))
+    return _write_model(out, model_id, model, card)
 
 
 def _victim_train_config(config: ZooConfig) -> TrainConfig:
