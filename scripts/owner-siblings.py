@@ -39,7 +39,7 @@ def main() -> None:
         tmp.rename(out)
     for card_path in sorted((out / "models").glob("sibling-*.json")):
         card = read_json(card_path)
-        if "owner_script" in card["train"]:
+        if "owner_script" in (card.get("train") or {}):
             continue
         seed = 101 + int(card["id"].split("-")[1])
         weights = card_path.parent / card["weights"]

@@ -138,12 +138,11 @@ def test_user_victim_through_zoo_protect_verify(tmp_path, capsys):
     assert Kit.load(kit_dir).config.calibration == "kit" and "calibration kit" in out
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # TorchScript, which owners still hand in
 def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
     """An owner's victim with siblings the owner trained (--victim-siblings): the zoo holds them as
     they were handed in (no sibling of its own recipe), refuses ones that cannot be the victim's
     before writing anything, resumes, and the kit's siblings reference is their answers."""
-    import warnings
-
     from safetensors.torch import save_file
 
     from tests.helpers import ConvView, tiny_mlp
@@ -166,9 +165,8 @@ def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
         save_file(model.state_dict(), files[-1])
         models.append(model.eval())
     save_file(ConvView().state_dict(), tmp_path / "conv.safetensors")
-    with warnings.catch_warnings():  # PyTorch deprecates TorchScript, which owners still hand in
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(models[1]).save(str(tmp_path / "sibling.pt"))
+    save_file(models[0].state_dict(), tmp_path / "resaved.safetensors", metadata={"saved": "again"})
+    torch.jit.script(models[1]).save(str(tmp_path / "sibling.pt"))
     zoo_dir, kit_dir = tmp_path / "zoo", tmp_path / "kit"
     own = ["zoo", "build", "--preset", "tiny", "--victim", "tests.helpers:tiny_mlp", "--victim-weights", files[0],
            "--victim-data", "fashion-mnist-slice[0:3000]", "--archs", "C", "--attacks", "knockoff,copycat",
@@ -178,13 +176,14 @@ def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
         "same file as the victim's weights": [*own, "--victim-siblings", files[1], files[0]],
         "does not fit": [*own, "--victim-siblings", files[1], str(tmp_path / "conv.safetensors")],
         "do not exist": [*own, "--victim-siblings", files[1], str(tmp_path / "none.safetensors")],
+        "answers exactly as the victim does": [*own, "--victim-siblings", files[1], str(tmp_path / "resaved.safetensors")],
         "a TorchScript file and the victim is not": [*own, "--victim-siblings", files[1], str(tmp_path / "sibling.pt")],
         "need your own victim": ["zoo", "build", "--preset", "tiny", "--victim-siblings", *files[1:], "--out", str(zoo_dir)],
     }
     for message, args in refused.items():
         capsys.readouterr()
         assert main(["-q", *args]) == 2, message
-        assert message in capsys.readouterr().err and not (zoo_dir / "zoo.json").exists()
+        assert message in capsys.readouterr().err and not any(zoo_dir.glob("*")), message  # nothing written
     build = ["-q", *own, "--victim-siblings", *files[1:]]
     assert main(build) == 0
     zoo = Zoo.load(zoo_dir)
@@ -210,6 +209,24 @@ def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
         assert torch.allclose(ref.siblings[i], predict_logits(model, ref.queries.flatten(0, 1)).softmax(-1).view_as(ref.victim), atol=1e-6)
     victim = open_suspect("tests.helpers:tiny_mlp", input_shape=(1, 28, 28), num_classes=10, weights=files[0])
     assert math.isfinite(verify(kit, victim, method="siblings").similarity)
+    # a sibling retrained in place is another zoo: refused, not resumed with the old one
+    save_file(tiny_mlp().state_dict(), files[2])
+    capsys.readouterr()
+    assert main(build) == 2 and "holds a zoo built with other settings" in capsys.readouterr().err
+    # TorchScript victim and siblings: copied as they are; auto keeps uap for this victim too
+    ts = []
+    for i, model in enumerate(models):
+        ts.append(str(tmp_path / f"m{i}.pt"))
+        torch.jit.script(model).save(ts[-1])
+    ts_zoo, ts_kit = tmp_path / "zoo-ts", tmp_path / "kit-ts"
+    assert main(["-q", "zoo", "build", "--preset", "tiny", "--victim-weights", ts[0], "--victim-siblings", *ts[1:],
+                 "--victim-data", "fashion-mnist-slice[0:3000]", "--archs", "C,tests.helpers:tiny_mlp", "--attacks",
+                 "knockoff,copycat", "--piracy", "2", "--homologous", "3", "--epochs", "1", "--out", str(ts_zoo)]) == 0  # fmt: skip
+    cards = sorted(Zoo.load(ts_zoo).select("sibling"), key=lambda c: c["id"])
+    assert [c["weights_format"] for c in cards] == ["torchscript"] * 2 and [c["source"] for c in cards] == ts[1:]
+    assert main(["-q", "protect", "--zoo", str(ts_zoo), "--out", str(ts_kit), "--fingerprints", "5", "--config",
+                 str(tmp_path / "small-kit.json"), "--trust-code", "tests.helpers", "--calibration-fraction", "0.6"]) == 0  # fmt: skip
+    assert Kit.load(ts_kit).config.method == "uap"  # the zoo did not train this victim
 
 
 # The tests' tiny zoo and kit (tests/conftest.py: tiny_zoo_config(), TINY_PROTECT), then verify() on

@@ -52,6 +52,11 @@ class VictimSource:
     data: str | None = None
     siblings: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if isinstance(self.siblings, (str, os.PathLike)):
+            raise ConfigError("siblings are a list of weights files, not one path")
+        self.siblings = tuple(os.fspath(p) for p in self.siblings)
+
 
 def _metrics(
     model: nn.Module, data: Dataset, victim_pred: torch.Tensor | None, victim_acc: float | None
@@ -91,6 +96,7 @@ def _write_model(
         target = models / f"{model_id}.safetensors"
         sha = save_tensors(target, model if isinstance(model, dict) else model.state_dict())
     else:
+        models.mkdir(parents=True, exist_ok=True)
         target = models / f"{model_id}{weights_file.suffix}"
         tmp = target.with_name(f".{target.name}.tmp")
         shutil.copyfile(weights_file, tmp)
@@ -168,9 +174,12 @@ def _build_zoo(
     if victim.siblings:
         _check_handed_in(victim, data)  # before anything is written
     meta_path = out / "zoo.json"
-    # as JSON reads it back; a zoo built before siblings could be handed in has no "siblings" key
+    # as JSON reads it back; a zoo built before siblings could be handed in has no "siblings" key, and
+    # a sibling's file changed at the same path is another zoo
     given = {**asdict(victim), "siblings": list(victim.siblings)}
-    if not victim.siblings:
+    if victim.siblings:
+        given["siblings_sha256"] = [sha256_file(p) for p in victim.siblings]
+    else:
         del given["siblings"]
     identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": given}
     if meta_path.is_file():
@@ -188,7 +197,8 @@ def _build_zoo(
     jobs = plan_jobs(config)
     own = victim.factory or (None if victim.weights else config.victim_arch)
     if victim.siblings:
-        config = replace(config, siblings=0)  # the zoo trains none: the owner's replace them
+        log.info("%d siblings handed in: the zoo trains none of its own", len(victim.siblings))
+        config = replace(config, siblings=0)
     elif own is not None:
         jobs += plan_siblings(config, own)
     elif config.siblings:
@@ -340,6 +350,8 @@ def _check_handed_in(victim: VictimSource, data: Dataset) -> None:
         raise ConfigError(f"victim weights {victim.weights} do not exist")
     victim_ts = is_torchscript(victim.weights)
     seen = {sha256_file(victim.weights): "the victim's weights"}
+    x = data.x_test[:256]
+    victim_logits = predict_logits(_handed_in_model(Path(victim.weights), victim.factory, data)[0], x)
     for weights in victim.siblings:
         path = Path(weights)
         if not path.is_file():
@@ -356,13 +368,14 @@ def _check_handed_in(victim: VictimSource, data: Dataset) -> None:
                 f"{'' if victim_ts else ' not'}: hand in the siblings as the victim is given"
             )
         model, _, _ = _handed_in_model(path, victim.factory, data)  # refuses weights of another architecture
-        x = data.x_test[:2]
         try:
-            shape = tuple(predict_logits(model, x).shape)
+            logits = predict_logits(model, x)
         except Exception as exc:  # a TorchScript model may raise anything on an input it was not made for
             raise ConfigError(f"sibling {path} cannot answer the dataset's images ({type(exc).__name__})") from None
-        if shape != (len(x), data.num_classes):
+        if tuple(logits.shape) != (len(x), data.num_classes):
             raise ConfigError(f"sibling {path} does not answer {data.num_classes} classes")
+        if torch.equal(logits, victim_logits):
+            raise ConfigError(f"sibling {path} answers exactly as the victim does: each sibling is another seed")
 
 
 def _write_handed_in_sibling(
