@@ -178,14 +178,21 @@ for mode in ("probs", "label"):
     for name, (sim, p_value) in rows.items():
         print(f"| {mode} | {name} | {score_cells(sim, info, kit.config.alpha, p_value)} | {family_aucs(sim, info)} |")
 
+acc_of = {i: float((held_out[i].argmax(-1) == y0).float().mean()) for i in info}
+sib_of = {
+    mode: {i: float(get_method("siblings").compare(ref.truncated(mode, ref.queries.shape[0]), truncate(a, mode)).mean())
+           for i, a in on_errors.items()}
+    for mode in ("probs", "label")
+}  # fmt: skip
 honest = [i for i in info if info[i]["role"] == "homologous"]
-accuracy = np.array([float((held_out[i].argmax(-1) == y0).float().mean()) for i in honest])
+accuracy = np.array([acc_of[i] for i in honest])
 vmc7 = np.array([stats["probs", 7, "vmc"][i][0] for i in honest])
-sib = np.array([float(get_method("siblings").compare(ref, on_errors[i]).mean()) for i in honest])
+sib = np.array([sib_of["probs"][i] for i in honest])
 print(
     f"\nover the {len(honest)} honest models: correlation with test accuracy of vmc (k = 7) "
     f"{np.corrcoef(accuracy, vmc7)[0, 1]:+.2f}, of `siblings` {np.corrcoef(accuracy, sib)[0, 1]:+.2f}"
 )
+
 
 def accuracy_regressed(value: dict[str, float], accuracy: dict[str, float]) -> dict[str, tuple[float, float]]:
     """Each suspect's statistic minus its fit on test accuracy over honest models spanning the accuracies
@@ -205,27 +212,21 @@ def accuracy_regressed(value: dict[str, float], accuracy: dict[str, float]) -> d
     return out
 
 
-acc_of = {i: float((held_out[i].argmax(-1) == y0).float().mean()) for i in info}
+fam = [i for i in info if info[i]["group"] == "fam"]
+fam_pos = [i for i in fam if info[i]["role"] == "piracy"]
+fam_neg = [i for i in fam if info[i]["role"] == "homologous"]
 print("\nregressed on test accuracy, against a null spanning the families' accuracies (leave-family-out):")
 for mode in ("probs", "label"):
-    r = ref.truncated(mode, ref.queries.shape[0])
-    for name, value in (
-        ("vmc, k = 7", {i: stats[mode, 7, "vmc"][i][0] for i in info}),
-        ("`siblings`", {i: float(get_method("siblings").compare(r, truncate(on_errors[i], mode)).mean()) for i in info}),
-    ):
+    for name, value in (("vmc, k = 7", {i: stats[mode, 7, "vmc"][i][0] for i in info}), ("`siblings`", sib_of[mode])):
         res = accuracy_regressed(value, acc_of)
         sim = {i: v[0] for i, v in res.items()}
-        fam_pos = [i for i in info if info[i]["group"] == "fam" and info[i]["role"] == "piracy"]
-        fam_neg = [i for i in info if info[i]["group"] == "fam" and info[i]["role"] == "homologous"]
         print(
             f"  {mode}, {name}: AUC {auc([sim[i] for i in fam_pos], [sim[i] for i in fam_neg]):.3f}, "
             f"{sum(res[i][1] < 0.01 for i in fam_pos)}/{len(fam_pos)} detected, "
             f"{sum(res[i][1] < 0.01 for i in fam_neg)}/{len(fam_neg)} flagged at alpha 0.01; {family_aucs(sim, info)}"
         )
 
-fam = [i for i in info if info[i]["group"] == "fam"]
 print("\nper suspect of the benchmark (probs): accuracy, vmc k = 7 on the victim's and the siblings' mean, own p")
 for i in sorted(fam, key=lambda i: (info[i]["family"], info[i]["role"], i)):
     t = stats["probs", 7, "vmc"][i]
-    acc = float((held_out[i].argmax(-1) == y0).float().mean())
-    print(f"  {i:28s} {acc:.3f} {t[0]:+.3f} {t[1:].mean():+.3f} {prediction_greater(t[:1], t[1:]):.4f}")
+    print(f"  {i:28s} {acc_of[i]:.3f} {t[0]:+.3f} {t[1:].mean():+.3f} {prediction_greater(t[:1], t[1:]):.4f}")
