@@ -171,14 +171,13 @@ def _build_zoo(
         elif own is None:
             log.warning("a TorchScript victim has no architecture to rebuild: the zoo holds none of its kind")
     data = dataset or load_dataset(config.dataset, data_dir=data_dir)
-    if victim.siblings:
-        _check_handed_in(victim, data)  # before anything is written
+    sibling_digests = _check_handed_in(victim, data) if victim.siblings else []  # before anything is written
     meta_path = out / "zoo.json"
     # as JSON reads it back; a zoo built before siblings could be handed in has no "siblings" key, and
     # a sibling's file changed at the same path is another zoo
     given = {**asdict(victim), "siblings": list(victim.siblings)}
     if victim.siblings:
-        given["siblings_sha256"] = [sha256_file(p) for p in victim.siblings]
+        given["siblings_sha256"] = sibling_digests
     else:
         del given["siblings"]
     identity = {"dataset": config.dataset, "seed": config.seed, "split": asdict(config.split), "victim": given}
@@ -246,7 +245,7 @@ def _build_zoo(
         log.info("victim: test accuracy %.4f", victim_acc)
         for i, weights in enumerate(victim.siblings):
             if not card_is_finished(card_path(out, f"sibling-{i:02d}")):
-                _write_handed_in_sibling(out, i, weights, victim, data, victim_pred, victim_acc, vcard)
+                _write_handed_in_sibling(out, i, weights, victim, data, victim_pred, victim_acc, common, vcard["data"])
             bar.update(1)
 
         # ---- homologous and piracy models
@@ -337,8 +336,8 @@ def _handed_in_model(weights: Path, factory: str | None, data: Dataset) -> tuple
     return model.eval(), "safetensors", factory
 
 
-def _check_handed_in(victim: VictimSource, data: Dataset) -> None:
-    """Refuse siblings an owner hands in that cannot be the victim's, before any work."""
+def _check_handed_in(victim: VictimSource, data: Dataset) -> list[str]:
+    """Refuse siblings an owner hands in that cannot be the victim's, before any work; their SHA-256."""
     if not victim.weights:
         raise ConfigError(
             "siblings handed in (--victim-siblings) need your own victim (--victim and --victim-weights): "
@@ -376,19 +375,19 @@ def _check_handed_in(victim: VictimSource, data: Dataset) -> None:
             raise ConfigError(f"sibling {path} does not answer {data.num_classes} classes")
         if torch.equal(logits, victim_logits):
             raise ConfigError(f"sibling {path} answers exactly as the victim does: each sibling is another seed")
+    return list(seen)[1:]  # the victim's first, then the siblings' in their order
 
 
 def _write_handed_in_sibling(
     out: Path, i: int, weights: str, victim: VictimSource, data: Dataset, victim_pred: torch.Tensor,
-    victim_acc: float, vcard: dict[str, Any],
+    victim_acc: float, common: dict[str, Any], data_info: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     """The card (and a copy of the weights) of the owner's ``i``-th sibling, trained by the owner."""
     start = time.perf_counter()
     model, fmt, arch = _handed_in_model(Path(weights), victim.factory, data)
-    common = {k: vcard[k] for k in ("input_shape", "num_classes", "dataset")}
     card = {
         "role": "sibling", "arch": arch, "optimizer": None, "batch_size": None, "seed": None, **common,
-        "data": vcard["data"], "attack": None, "queries": 0, "train": None, "source": str(weights),
+        "data": data_info, "attack": None, "queries": 0, "train": None, "source": str(weights),
         "handed_in": True, **_metrics(model, data, victim_pred, victim_acc), "train_seconds": 0.0,
         "wall_seconds": round(time.perf_counter() - start, 2), "weights_format": fmt,
     }  # fmt: skip
