@@ -7,8 +7,7 @@
 # zoo's sibling cards by hand. About 75 minutes on 2 cores; every step resumes.
 # Run from the repository root with uapfp[ray,bench] installed in .venv.
 set -euo pipefail
-export PYTHONPATH="$PWD/examples${PYTHONPATH:+:$PYTHONPATH}"
-u() { .venv/bin/uapfp -q --trust-code owner_nets "$@"; }
+source scripts/_second-victim.sh
 train() {  # train SEED FILE: the owner's script, written under another name first
     [ -f "$2" ] || { .venv/bin/python examples/train_owner_victim.py --seed "$1" --out "$2.partial" && mv "$2.partial" "$2"; }
 }
@@ -18,11 +17,4 @@ for seed in 101 102 103 104 105 106 107 108; do
     train "$seed" "runs/victim2/sibling-$seed.safetensors"
     siblings+=("runs/victim2/sibling-$seed.safetensors")
 done
-u zoo build --victim owner_nets:convmixer --victim-weights runs/victim2/convmixer.safetensors \
-    --victim-data "fashion-mnist[0:30000]" --victim-siblings "${siblings[@]}" --out runs/zoo-v2s --ray
-[ -f runs/kit-v2s/kit.json ] || u protect --zoo runs/zoo-v2s --out runs/kit-v2s
-for m in uap siblings; do
-    u evaluate --kit runs/kit-v2s --zoo runs/zoo-v2s --method $m --json runs/eval-v2s-$m.json
-done
-u bench families --zoo runs/zoo-v2s --kit runs/kit-v2s --models runs/families-v2 --halves both \
-    --out runs/bench-families-v2s.json
+victim2 v2s --victim-siblings "${siblings[@]}"

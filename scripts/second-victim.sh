@@ -7,18 +7,10 @@
 # About 85 minutes on 2 cores; every step resumes.
 # Run from the repository root with uapfp[ray,bench] installed in .venv.
 set -euo pipefail
-export PYTHONPATH="$PWD/examples${PYTHONPATH:+:$PYTHONPATH}"
-u() { .venv/bin/uapfp -q --trust-code owner_nets "$@"; }
+source scripts/_second-victim.sh
 [ -f runs/victim2/convmixer.safetensors ] ||
     .venv/bin/python examples/train_owner_victim.py --out runs/victim2/convmixer.safetensors
-u zoo build --victim owner_nets:convmixer --victim-weights runs/victim2/convmixer.safetensors \
-    --victim-data "fashion-mnist[0:30000]" --out runs/zoo-v2 --ray
-[ -f runs/kit-v2/kit.json ] || u protect --zoo runs/zoo-v2 --out runs/kit-v2
-for m in uap siblings; do
-    u evaluate --kit runs/kit-v2 --zoo runs/zoo-v2 --method $m --json runs/eval-v2-$m.json
-done
-u bench families --zoo runs/zoo-v2 --kit runs/kit-v2 --models runs/families-v2 --halves both \
-    --out runs/bench-families-v2.json
+victim2 v2
 # Study: the same victim with siblings trained by the owner's own script (scripts/owner-siblings.py).
 .venv/bin/python scripts/owner-siblings.py --zoo runs/zoo-v2 --out runs/zoo-v2o
 [ -f runs/kit-v2o/kit.json ] || u protect --zoo runs/zoo-v2o --out runs/kit-v2o
