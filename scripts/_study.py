@@ -156,3 +156,53 @@ def reference_scores(stats: dict[str, Any]) -> dict[str, tuple[dict[str, float],
         "own": ({i: -prediction_greater(s[:1], s[1:]) for i, s in stats.items()}, lambda s: -s),
         "diff": ({i: s[0] - s[1:].mean() for i, s in stats.items()}, None),
     }
+
+
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1))
+
+
+def shifted(x: Any, dy: int, dx: int) -> Any:
+    """``x`` moved by (dy, dx) pixels, zeros where nothing moved in."""
+    import torch
+
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., dst_y, dst_x] = x[..., src_y, src_x]
+    return out
+
+
+def unique_points(nine: list[Any], x: Any, num_classes: int, ks: tuple[int, ...]) -> tuple[Any, Any, dict, Any, Any]:
+    """Where each of ``nine`` models (the victim first, then its siblings) decides otherwise than the others.
+
+    The images ``x`` and their 1-pixel shifts (:data:`SHIFTS`) form ``X``; ``labels`` (9, N) are the nine's
+    labels there. ``unique[m, k]`` is (indices into ``X``, the others' label there) where model ``m``'s label
+    differs from one that at least ``k`` of the other eight give. ``union`` holds the indices of any model's
+    unique points at the smallest ``k``; ``row`` maps an index into ``X`` to its place in ``union`` (-1: none)."""
+    import torch
+    import torch.nn.functional as F
+
+    from uapfp.training import predict_logits
+
+    X = torch.cat([shifted(x, dy, dx) for dy, dx in SHIFTS])
+    labels = torch.stack([predict_logits(m, X).argmax(-1) for m in nine])
+    unique = {}
+    for m in range(len(nine)):
+        votes = F.one_hot(torch.cat([labels[:m], labels[m + 1 :]]), num_classes).sum(0)
+        agreeing, consensus = votes.max(-1)
+        for k in ks:
+            where = ((agreeing >= k) & (consensus != labels[m])).nonzero().squeeze(1)
+            unique[m, k] = (where, consensus[where])
+    union = torch.unique(torch.cat([unique[m, min(ks)][0] for m in range(len(nine))]))
+    row = torch.full((len(X),), -1, dtype=torch.long)
+    row[union] = torch.arange(len(union))
+    return X, labels, unique, union, row
+
+
+def victim_and_siblings(zoo: Any, kit: Any) -> list[Any]:
+    """The kit's victim and then its siblings, loaded from the zoo's cards."""
+    from uapfp.cards import load_model_from_card
+
+    cards = {c["id"]: c for c in zoo.cards}
+    return [load_model_from_card(zoo.victim)] + [load_model_from_card(cards[i]) for i in kit.info["siblings"]]

@@ -43,48 +43,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_aucs, family_study_args, score_cells, table_head
+from _study import (
+    family_answers,
+    family_aucs,
+    family_study_args,
+    score_cells,
+    table_head,
+    unique_points,
+    victim_and_siblings,
+)
 
-from uapfp.cards import load_model_from_card
 from uapfp.evaluate import auc
 from uapfp.methods import get_method, truncate
 from uapfp.significance import prediction_greater
 from uapfp.training import predict_logits
 
-SHIFTS = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)]
 KS = (8, 7, 6)
 
 args, zoo, kit = family_study_args(__doc__)
-cards = {c["id"]: c for c in zoo.cards}
 data = zoo.load_dataset()
 x0, y0 = data.x_test, data.y_test
 ref = kit.references["errors"]
-nine = [load_model_from_card(zoo.victim)] + [load_model_from_card(cards[i]) for i in kit.info["siblings"]]
-
-
-def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``x`` moved by (dy, dx) pixels, zeros where nothing moved in."""
-    out = torch.zeros_like(x)
-    h, w = x.shape[-2:]
-    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[..., dst_y, dst_x] = x[..., src_y, src_x]
-    return out
+nine = victim_and_siblings(zoo, kit)
 
 
 # ---- the unique points of each of the nine models, among the shifted held-out images
-X = torch.cat([shifted(x0, dy, dx) for dy, dx in SHIFTS])
-labels = torch.stack([predict_logits(m, X).argmax(-1) for m in nine])  # (9, N)
-unique = {}  # (model, k) -> (indices into X, the others' label there)
-for m in range(len(nine)):
-    votes = F.one_hot(torch.cat([labels[:m], labels[m + 1 :]]), data.num_classes).sum(0)
-    agreeing, consensus = votes.max(-1)
-    for k in KS:
-        where = ((agreeing >= k) & (consensus != labels[m])).nonzero().squeeze(1)
-        unique[m, k] = (where, consensus[where])
-union = torch.unique(torch.cat([unique[m, min(KS)][0] for m in range(len(nine))]))
-row = torch.full((len(X),), -1, dtype=torch.long)
-row[union] = torch.arange(len(union))
+X, labels, unique, union, row = unique_points(nine, x0, data.num_classes, KS)
 original = {k: int((unique[0, k][0] < len(x0)).sum()) for k in KS}
 print(
     "unique points of the victim (k = " + ", ".join(map(str, KS)) + "): "
