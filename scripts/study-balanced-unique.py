@@ -13,8 +13,9 @@ study splits the unique points by the true label: R, where the victim is right a
 wrong, and W, where the victim is wrong and the siblings' label right (points where neither is right are
 left out). A more accurate honest model raises ``vmc`` on R and lowers it on W, so the *balanced*
 statistic ``(mean over R + mean over W) / 2`` cancels accuracy to first order, where a copy, which follows
-the victim, scores high on both. Rows: `siblings` as it is; ``vmc`` on all unique points (k = 7, as in
-that study); on W alone; balanced for k = 8, 7, 6; and `siblings` + balanced (k = 7), each channel put on
+the victim, scores high on both (``ratio``: each point's ``vmc`` divided by the suspect's mass on the two
+labels, in case the level is how much a suspect hedges towards third classes). Rows: `siblings` as it is; ``vmc`` on all unique points (k = 7, as in
+that study); on W alone; balanced for k = 8, 7, 6, and its ``ratio`` for k = 7; and `siblings` + balanced (k = 7), each channel put on
 the calibration models' scale and the two averaged, as ``A+B`` does. Each is tested against the kit's
 calibration models by the kit's test (the prediction t-test), alpha 0.01 on the families benchmark, the
 kit's alpha on the zoo's held-out models.
@@ -78,15 +79,24 @@ on_unique, _ = family_answers(
 
 
 def vmc(answers: torch.Tensor, k: int, part: str) -> float:
-    """A suspect's ``vmc`` on the victim's unique points: all of them, W only, or balanced over R and W."""
+    """A suspect's ``vmc`` on the victim's unique points: all of them, W only, balanced over R and W, or
+    balanced with each point's ``vmc`` divided by the suspect's mass on the two labels (``ratio``: points
+    where it gives them none are left out)."""
     where, consensus = unique[0, k]
     a = answers[row[where]]
-    v = a.gather(-1, labels[0, where, None]).squeeze(-1) - a.gather(-1, consensus[:, None]).squeeze(-1)
+    on_victims, on_siblings = (
+        a.gather(-1, labels[0, where, None]).squeeze(-1),
+        a.gather(-1, consensus[:, None]).squeeze(-1),
+    )
+    v = on_victims - on_siblings
     right, wrong = labels[0, where] == Y[where], consensus == Y[where]
     if part == "all":
         return float(v.mean())
     if part == "W":
         return float(v[wrong].mean())
+    if part == "ratio":
+        mass = on_victims + on_siblings
+        v, right, wrong = v / mass.clamp_min(1e-6), right & (mass > 1e-6), wrong & (mass > 1e-6)
     return float((v[right].mean() + v[wrong].mean()) / 2)
 
 
@@ -107,7 +117,9 @@ kept: dict[tuple[str, str], dict[str, float]] = {}
 for mode in ("probs", "label"):
     rows = {
         "`siblings` as it is": {
-            i: float(get_method("siblings").compare(ref.truncated(mode, ref.queries.shape[0]), truncate(a, mode)).mean())
+            i: float(
+                get_method("siblings").compare(ref.truncated(mode, ref.queries.shape[0]), truncate(a, mode)).mean()
+            )
             for i, a in on_errors.items()
         },
         "unique points: vmc, k = 7, all": {i: vmc(truncate(a, mode), 7, "all") for i, a in on_unique.items()},
@@ -115,7 +127,12 @@ for mode in ("probs", "label"):
     }
     for k in KS:
         rows[f"unique points: balanced, k = {k}"] = {i: vmc(truncate(a, mode), k, "RW") for i, a in on_unique.items()}
-    rows["`siblings` + balanced (k = 7)"] = combined(rows["`siblings` as it is"], rows["unique points: balanced, k = 7"])
+    rows["unique points: balanced, k = 7, ratio"] = {
+        i: vmc(truncate(a, mode), 7, "ratio") for i, a in on_unique.items()
+    }
+    rows["`siblings` + balanced (k = 7)"] = combined(
+        rows["`siblings` as it is"], rows["unique points: balanced, k = 7"]
+    )
     for name, sim in rows.items():
         print(f"| {mode} | {name} | {score_cells(sim, info, kit.config.alpha)} | {family_aucs(sim, info)} |")
     for name in ("`siblings` as it is", "unique points: balanced, k = 7", "`siblings` + balanced (k = 7)"):
@@ -126,8 +143,9 @@ honest = [i for i in fam if info[i]["role"] == "homologous"]
 copies = [i for i in fam if info[i]["role"] == "piracy"]
 nulls = {
     "the kit's calibration models": lambda i: calibration,
-    "and the other families' honest models": lambda i: calibration
-    + [j for j in honest if info[j]["family"] != info[i]["family"]],
+    "and the other families' honest models": lambda i: (
+        calibration + [j for j in honest if info[j]["family"] != info[i]["family"]]
+    ),
     "and every family's honest models (oracle)": lambda i: calibration + [j for j in honest if j != i],
     "the suspect's own family's honest models only": lambda i: [
         j for j in honest if j != i and info[j]["family"] == info[i]["family"]
