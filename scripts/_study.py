@@ -206,3 +206,70 @@ def victim_and_siblings(zoo: Any, kit: Any) -> list[Any]:
 
     cards = {c["id"]: c for c in zoo.cards}
     return [load_model_from_card(zoo.victim)] + [load_model_from_card(cards[i]) for i in kit.info["siblings"]]
+
+
+class UniquePointStudy:
+    """What the studies of the victim's unique points share: the kit's error sets and the unique points
+    (k = 8, 7, 6, as `study-unique-points.py`), and every suspect's answers to both, cached per kit and half
+    (``runs/study-siblings-level-KIT-HALF.pt``, ``runs/study-unique-points-KIT-HALF.pt``)."""
+
+    KS = (8, 7, 6)
+
+    def __init__(self, doc: str, extra: Any = None) -> None:
+        import torch
+
+        self.args, self.zoo, self.kit = family_study_args(doc, extra)
+        self.tag = f"{Path(self.args.kit).name}-{self.args.half}"
+        self.data = self.zoo.load_dataset()
+        self.x0 = self.data.x_test
+        self.ref = self.kit.references["errors"]
+        self.nine = victim_and_siblings(self.zoo, self.kit)
+        self.X, self.labels, self.unique, self.union, self.row = unique_points(
+            self.nine, self.x0, self.data.num_classes, self.KS
+        )
+        self.Y = self.data.y_test.repeat(len(self.X) // len(self.x0))
+        self.on_errors, self.info = family_answers(
+            self.zoo, self.kit, self.args.models, self.args.half,
+            lambda s: torch.stack([s(q) for q in self.ref.queries]), cache=f"runs/study-siblings-level-{self.tag}.pt",
+        )  # fmt: skip
+        self.on_unique, _ = family_answers(
+            self.zoo, self.kit, self.args.models, self.args.half, lambda s: s(self.X[self.union]),
+            cache=f"runs/study-unique-points-{self.tag}.pt", data=self.data,
+        )  # fmt: skip
+        self.calibration = [i for i in self.info if self.info[i]["group"] == "calibration"]
+
+    def siblings(self, answers: Any, mode: str) -> float:
+        """`siblings`' mean similarity of answers to the kit's error sets, in ``mode``."""
+        from uapfp.methods import get_method, truncate
+
+        ref = self.ref.truncated(mode, self.ref.queries.shape[0])
+        return float(get_method("siblings").compare(ref, truncate(answers, mode)).mean())
+
+    def vmc(self, answers: Any, k: int, part: str = "RW") -> float:
+        """A suspect's ``vmc`` on the victim's unique points (answers already in their mode): ``all`` of them,
+        ``W`` only, balanced over R and W (``RW``), or balanced with each point's ``vmc`` divided by the
+        suspect's mass on the two labels (``ratio``: points where it gives them none are left out)."""
+        where, consensus = self.unique[0, k]
+        a = answers[self.row[where]]
+        on_victims = a.gather(-1, self.labels[0, where, None]).squeeze(-1)
+        on_siblings = a.gather(-1, consensus[:, None]).squeeze(-1)
+        v = on_victims - on_siblings
+        right, wrong = self.labels[0, where] == self.Y[where], consensus == self.Y[where]
+        if part == "all":
+            return float(v.mean())
+        if part == "W":
+            return float(v[wrong].mean())
+        if part == "ratio":
+            mass = on_victims + on_siblings
+            v, right, wrong = v / mass.clamp_min(1e-6), right & (mass > 1e-6), wrong & (mass > 1e-6)
+        return float((v[right].mean() + v[wrong].mean()) / 2)
+
+    def combined(self, *channels: dict[str, float]) -> dict[str, float]:
+        """The channels, each put on the calibration models' scale, averaged (as ``A+B`` does)."""
+        import numpy as np
+
+        z = []
+        for c in channels:
+            v = np.array([c[i] for i in self.calibration])
+            z.append({i: (s - v.mean()) / v.std(ddof=1) for i, s in c.items()})
+        return {i: float(np.mean([zc[i] for zc in z])) for i in channels[0]}

@@ -35,102 +35,35 @@ the test half is not for tuning.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import torch
-from _study import (
-    family_answers,
-    family_aucs,
-    family_study_args,
-    score_cells,
-    table_head,
-    unique_points,
-    victim_and_siblings,
-)
+from _study import UniquePointStudy, family_aucs, score_cells, table_head
 
-from uapfp.methods import get_method, truncate
+from uapfp.methods import truncate
 from uapfp.significance import prediction_greater
 
-KS = (8, 7, 6)  # as study-unique-points.py: the union of unique points is then the same
-
-args, zoo, kit = family_study_args(__doc__)
-tag = f"{Path(args.kit).name}-{args.half}"
-data = zoo.load_dataset()
-x0, y0 = data.x_test, data.y_test
-ref = kit.references["errors"]
-nine = victim_and_siblings(zoo, kit)
-X, labels, unique, union, row = unique_points(nine, x0, data.num_classes, KS)
-Y = y0.repeat(len(X) // len(x0))
-for k in KS:
-    where, consensus = unique[0, k]
+st = UniquePointStudy(__doc__)
+args, kit, info, calibration, labels, Y = st.args, st.kit, st.info, st.calibration, st.labels, st.Y
+for k in st.KS:
+    where, consensus = st.unique[0, k]
     print(
         f"the victim's unique points, k = {k}: {len(where)}; R (the victim right) "
         f"{int((labels[0, where] == Y[where]).sum())}, W (the siblings' label right) {int((consensus == Y[where]).sum())}"
     )
 
-on_errors, info = family_answers(
-    zoo, kit, args.models, args.half, lambda s: torch.stack([s(q) for q in ref.queries]),
-    cache=f"runs/study-siblings-level-{tag}.pt",
-)  # fmt: skip
-on_unique, _ = family_answers(
-    zoo, kit, args.models, args.half, lambda s: s(X[union]), cache=f"runs/study-unique-points-{tag}.pt", data=data
-)
-
-
-def vmc(answers: torch.Tensor, k: int, part: str) -> float:
-    """A suspect's ``vmc`` on the victim's unique points: all of them, W only, balanced over R and W, or
-    balanced with each point's ``vmc`` divided by the suspect's mass on the two labels (``ratio``: points
-    where it gives them none are left out)."""
-    where, consensus = unique[0, k]
-    a = answers[row[where]]
-    on_victims, on_siblings = (
-        a.gather(-1, labels[0, where, None]).squeeze(-1),
-        a.gather(-1, consensus[:, None]).squeeze(-1),
-    )
-    v = on_victims - on_siblings
-    right, wrong = labels[0, where] == Y[where], consensus == Y[where]
-    if part == "all":
-        return float(v.mean())
-    if part == "W":
-        return float(v[wrong].mean())
-    if part == "ratio":
-        mass = on_victims + on_siblings
-        v, right, wrong = v / mass.clamp_min(1e-6), right & (mass > 1e-6), wrong & (mass > 1e-6)
-    return float((v[right].mean() + v[wrong].mean()) / 2)
-
-
-calibration = [i for i in info if info[i]["group"] == "calibration"]
-
-
-def combined(*channels: dict[str, float]) -> dict[str, float]:
-    """The channels, each put on the calibration models' scale, averaged (as ``A+B`` does)."""
-    z = []
-    for c in channels:
-        v = np.array([c[i] for i in calibration])
-        z.append({i: (s - v.mean()) / v.std(ddof=1) for i, s in c.items()})
-    return {i: float(np.mean([zc[i] for zc in z])) for i in info}
-
-
 print(table_head(args.half, kit.config.alpha, per_family=True))
 kept: dict[tuple[str, str], dict[str, float]] = {}
 for mode in ("probs", "label"):
     rows = {
-        "`siblings` as it is": {
-            i: float(
-                get_method("siblings").compare(ref.truncated(mode, ref.queries.shape[0]), truncate(a, mode)).mean()
-            )
-            for i, a in on_errors.items()
-        },
-        "unique points: vmc, k = 7, all": {i: vmc(truncate(a, mode), 7, "all") for i, a in on_unique.items()},
-        "unique points: vmc, k = 7, W only": {i: vmc(truncate(a, mode), 7, "W") for i, a in on_unique.items()},
+        "`siblings` as it is": {i: st.siblings(a, mode) for i, a in st.on_errors.items()},
+        "unique points: vmc, k = 7, all": {i: st.vmc(truncate(a, mode), 7, "all") for i, a in st.on_unique.items()},
+        "unique points: vmc, k = 7, W only": {i: st.vmc(truncate(a, mode), 7, "W") for i, a in st.on_unique.items()},
     }
-    for k in KS:
-        rows[f"unique points: balanced, k = {k}"] = {i: vmc(truncate(a, mode), k, "RW") for i, a in on_unique.items()}
+    for k in st.KS:
+        rows[f"unique points: balanced, k = {k}"] = {i: st.vmc(truncate(a, mode), k) for i, a in st.on_unique.items()}
     rows["unique points: balanced, k = 7, ratio"] = {
-        i: vmc(truncate(a, mode), 7, "ratio") for i, a in on_unique.items()
+        i: st.vmc(truncate(a, mode), 7, "ratio") for i, a in st.on_unique.items()
     }
-    rows["`siblings` + balanced (k = 7)"] = combined(
+    rows["`siblings` + balanced (k = 7)"] = st.combined(
         rows["`siblings` as it is"], rows["unique points: balanced, k = 7"]
     )
     for name, sim in rows.items():
