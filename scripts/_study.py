@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import shutil
@@ -238,6 +239,15 @@ class UniquePointStudy:
         )  # fmt: skip
         self.calibration = [i for i in self.info if self.info[i]["group"] == "calibration"]
 
+    @functools.cached_property
+    def held_out(self) -> dict[str, Any]:
+        """Every suspect's answers to the 10,000 held-out images (``runs/study-siblings-images-KIT-HALF.pt``)."""
+        answers, _ = family_answers(
+            self.zoo, self.kit, self.args.models, self.args.half, lambda s: s(self.x0),
+            cache=f"runs/study-siblings-images-{self.tag}.pt", data=self.data,
+        )  # fmt: skip
+        return answers
+
     def siblings(self, answers: Any, mode: str) -> float:
         """`siblings`' mean similarity of answers to the kit's error sets, in ``mode``."""
         from uapfp.methods import get_method, truncate
@@ -273,3 +283,8 @@ class UniquePointStudy:
             v = np.array([c[i] for i in self.calibration])
             z.append({i: (s - v.mean()) / v.std(ddof=1) for i, s in c.items()})
         return {i: float(np.mean([zc[i] for zc in z])) for i in channels[0]}
+
+
+def counts(p: dict[str, float], copies: list[str], honest: list[str], alpha: float) -> str:
+    """``detected/copies, flagged/honest`` at ``alpha`` for p-values ``p`` (suspect -> p-value)."""
+    return f"{sum(p[i] < alpha for i in copies)}/{len(copies)}, {sum(p[i] < alpha for i in honest)}/{len(honest)}"

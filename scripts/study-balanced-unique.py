@@ -36,7 +36,7 @@ the test half is not for tuning.
 from __future__ import annotations
 
 import numpy as np
-from _study import UniquePointStudy, family_aucs, score_cells, table_head
+from _study import UniquePointStudy, counts, family_aucs, score_cells, table_head
 
 from uapfp.methods import truncate
 from uapfp.significance import prediction_greater
@@ -89,8 +89,5 @@ print("| answers | statistic | null | detected, flagged at 0.01 | at 0.05 |\n|--
 for (mode, name), sim in kept.items():
     for null_name, null_of in nulls.items():
         p = {i: prediction_greater(np.array([sim[i]]), np.array([sim[j] for j in null_of(i)])) for i in fam}
-        cells = [
-            f"{sum(p[i] < a for i in copies)}/{len(copies)}, {sum(p[i] < a for i in honest)}/{len(honest)}"
-            for a in (0.01, 0.05)
-        ]
+        cells = [counts(p, copies, honest, a) for a in (0.01, 0.05)]
         print(f"| {mode} | {name} | {null_name} | {cells[0]} | {cells[1]} |")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _study import UniquePointStudy, family_answers
+from _study import UniquePointStudy, counts
 
 from uapfp.bench.suspects_zoo import DEV_FAMILIES, HONEST, TEST_FAMILIES, build_suspects, load_suspect
 from uapfp.evaluate import auc
@@ -49,9 +49,7 @@ st = UniquePointStudy(__doc__, extra_args)
 args, zoo, kit, data, x0, ref = st.args, st.zoo, st.kit, st.data, st.x0, st.ref
 on_errors, on_unique, info = st.on_errors, st.on_unique, st.info
 families = DEV_FAMILIES if args.half == "dev" else TEST_FAMILIES
-held_out, _ = family_answers(
-    zoo, kit, args.models, args.half, lambda s: s(x0), cache=f"runs/study-siblings-images-{st.tag}.pt", data=data
-)
+held_out = st.held_out
 extra_root = Path(args.extra or f"runs/families-honest-{Path(args.kit).name}")
 for seed in range(1, args.seeds + 1):
     folder = extra_root / f"seed{seed}"
@@ -79,8 +77,9 @@ print(
     "| answers | statistic | null | AUC | detected, flagged at 0.01 | at 0.05 | per family: detected, flagged at 0.01 |"
 )
 print("|---|---|---|---|---|---|---|")
+sib_of = {mode: {i: st.siblings(a, mode) for i, a in on_errors.items()} for mode in ("probs", "label")}
 for mode in ("probs", "label"):
-    sib = {i: st.siblings(a, mode) for i, a in on_errors.items()}
+    sib = sib_of[mode]
     bal = {i: st.vmc(truncate(a, mode), 7) for i, a in on_unique.items()}
     both = st.combined(sib, bal)
     for name, sim in (("`siblings`", sib), ("balanced, k = 7", bal), ("`siblings` + balanced", both)):
@@ -92,10 +91,7 @@ for mode in ("probs", "label"):
         }
         for null_name, null_of in nulls.items():
             p = {i: prediction_greater(np.array([sim[i]]), np.array([sim[j] for j in null_of(i)])) for i in suspects}
-            cells = [
-                f"{sum(p[i] < a for i in copies)}/{len(copies)}, {sum(p[i] < a for i in honest)}/{len(honest)}"
-                for a in (0.01, 0.05)
-            ]
+            cells = [counts(p, copies, honest, a) for a in (0.01, 0.05)]
             per = ", ".join(
                 f"{f} {sum(p[i] < 0.01 for i in copies if info[i]['family'] == f)}, "
                 f"{sum(p[i] < 0.01 for i in honest if info[i]['family'] == f)}"
@@ -123,7 +119,7 @@ print(
 for mode in ("probs", "label"):
     rep = {i: truncate(a, mode).flatten() for i, a in held_out.items()}
     mean = torch.stack([rep[i] for i in info if info[i]["role"] == "homologous"]).mean(0)
-    sib = {i: st.siblings(a, mode) for i, a in on_errors.items()}
+    sib = sib_of[mode]
     for own_known in (True, False):
         recognised = {}
         for i in suspects:
@@ -141,10 +137,7 @@ for mode in ("probs", "label"):
             i: prediction_greater(np.array([sib[i]]), np.array([sib[j] for j in candidates[recognised[i]] if j != i]))
             for i in suspects
         }
-        cells = [
-            f"{sum(p[i] < a for i in copies)}/{len(copies)}, {sum(p[i] < a for i in honest)}/{len(honest)}"
-            for a in (0.01, 0.05)
-        ]
+        cells = [counts(p, copies, honest, a) for a in (0.01, 0.05)]
         right = [sum(recognised[i] == info[i]["family"] for i in group) for group in (honest, copies)]
         what = "all (the suspect's family among them)" if own_known else "all but the suspect's family"
         print(f"| {mode} | {what} | {right[0]}/{len(honest)}, {right[1]}/{len(copies)} | {cells[0]} | {cells[1]} |")

@@ -31,9 +31,9 @@ both statistics regressed on test accuracy against a null that spans the familie
 each suspect: the calibration models and the benchmark's honest models of the other families, a
 linear fit, the prediction t-test on the residuals; a null no kit has, to see what it would give).
 
-Each suspect answers the kit's error images (cached in ``runs/study-siblings-level-HALF.pt``), the
-10,000 held-out images (``runs/study-siblings-images-HALF.pt``) and the union of the nine models'
-unique points among the shifted images (``runs/study-unique-points-HALF.pt``); each cache is read
+Each suspect answers the kit's error images (cached in ``runs/study-siblings-level-KIT-HALF.pt``, KIT
+the kit folder's name), the 10,000 held-out images (``runs/study-siblings-images-KIT-HALF.pt``) and the
+union of the nine models' unique points among the shifted images (``runs/study-unique-points-KIT-HALF.pt``); each cache is read
 back only for its kit. Alpha 0.01 on the families benchmark (dev half unless ``--half test``; its
 suspects must exist: `uapfp bench families --halves dev|test`), the kit's alpha on the zoo's held-out models.
 """
@@ -43,49 +43,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import (
-    family_answers,
-    family_aucs,
-    family_study_args,
-    score_cells,
-    table_head,
-    unique_points,
-    victim_and_siblings,
-)
+from _study import UniquePointStudy, family_aucs, score_cells, table_head
 
 from uapfp.evaluate import auc
-from uapfp.methods import get_method, truncate
+from uapfp.methods import truncate
 from uapfp.significance import prediction_greater
 from uapfp.training import predict_logits
 
-KS = (8, 7, 6)
-
-args, zoo, kit = family_study_args(__doc__)
-data = zoo.load_dataset()
-x0, y0 = data.x_test, data.y_test
-ref = kit.references["errors"]
-nine = victim_and_siblings(zoo, kit)
-
+st = UniquePointStudy(__doc__)
+args, kit, data, x0, ref, nine, info = st.args, st.kit, st.data, st.x0, st.ref, st.nine, st.info
+KS, y0, X, labels, unique, union, row = st.KS, data.y_test, st.X, st.labels, st.unique, st.union, st.row
+on_errors, on_unique, held_out = st.on_errors, st.on_unique, st.held_out
 
 # ---- the unique points of each of the nine models, among the shifted held-out images
-X, labels, unique, union, row = unique_points(nine, x0, data.num_classes, KS)
 original = {k: int((unique[0, k][0] < len(x0)).sum()) for k in KS}
 print(
     "unique points of the victim (k = " + ", ".join(map(str, KS)) + "): "
     + ", ".join(f"{len(unique[0, k][0])} ({original[k]} unshifted)" for k in KS)
     + f"; of the nine models: {len(union)} in all"
 )  # fmt: skip
-
-on_errors, info = family_answers(
-    zoo, kit, args.models, args.half, lambda s: torch.stack([s(q) for q in ref.queries]),
-    cache=f"runs/study-siblings-level-{args.half}.pt",
-)  # fmt: skip
-held_out, _ = family_answers(
-    zoo, kit, args.models, args.half, lambda s: s(x0), cache=f"runs/study-siblings-images-{args.half}.pt", data=data
-)
-on_unique, _ = family_answers(
-    zoo, kit, args.models, args.half, lambda s: s(X[union]), cache=f"runs/study-unique-points-{args.half}.pt", data=data
-)
 
 
 def unique_stats(answers: torch.Tensor, k: int, stat: str) -> np.ndarray:
@@ -163,11 +139,7 @@ for mode in ("probs", "label"):
         print(f"| {mode} | {name} | {score_cells(sim, info, kit.config.alpha, p_value)} | {family_aucs(sim, info)} |")
 
 acc_of = {i: float((held_out[i].argmax(-1) == y0).float().mean()) for i in info}
-sib_of = {
-    mode: {i: float(get_method("siblings").compare(ref.truncated(mode, ref.queries.shape[0]), truncate(a, mode)).mean())
-           for i, a in on_errors.items()}
-    for mode in ("probs", "label")
-}  # fmt: skip
+sib_of = {mode: {i: st.siblings(a, mode) for i, a in on_errors.items()} for mode in ("probs", "label")}
 honest = [i for i in info if info[i]["role"] == "homologous"]
 accuracy = np.array([acc_of[i] for i in honest])
 vmc7 = np.array([stats["probs", 7, "vmc"][i][0] for i in honest])
