@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,9 @@ from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
 from .verify import Scoring, Verdict, query_plan, score_answers
 
+if TYPE_CHECKING:
+    from .family_null import FamilyNull
+
 
 class QueryLog:
     """JSON Lines evidence: a header (kit hash, suspect), then one line per query.
@@ -27,7 +31,8 @@ class QueryLog:
     Header: ``{"type": "header", "format", "kit_sha256", "kit_signed_by", "suspect", "output_mode", "uap_sha256",
     "method", "fingerprints", "alpha", "sequential", "started"}`` (``sequential``: the run stopped once
     the sequential test settled, :mod:`uapfp.sequential`; a sequential log adds ``early_share``,
-    the share of alpha its early looks spent, 0.1 where a log from before the field lacks it).
+    the share of alpha its early looks spent, 0.1 where a log from before the field lacks it; a verification
+    against a family null adds ``family_null_sha256`` and ``family_null_arch``).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
     (``uap`` for the probe points with and without the UAP, ``errors``, ``ipguard``), the set and the
     point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
@@ -49,6 +54,7 @@ class QueryLog:
         alpha: float | None = None,
         method: str = "uap",
         sequential: bool = False,
+        family_null: FamilyNull | None = None,
     ) -> None:
         self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +75,8 @@ class QueryLog:
                     "alpha": alpha,
                     "sequential": sequential,
                     **({"early_share": sequential_rule.EARLY_SHARE} if sequential else {}),
+                    **({"family_null_sha256": family_null.sha256, "family_null_arch": family_null.arch}
+                       if family_null is not None else {}),
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
             )
@@ -106,9 +114,12 @@ def _input_digest(x: torch.Tensor) -> str:
     return hashlib.sha256(x.contiguous().numpy().astype("<f4").tobytes()).hexdigest()
 
 
-def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | None = None) -> Verdict:
+def recheck_query_log(
+    kit: Kit, path: str | os.PathLike[str], *, alpha: float | None = None, family_null: FamilyNull | None = None
+) -> Verdict:
     """Recompute a verdict from a query log: check that every logged query is the kit's probe
-    (by its SHA-256), rebuild the fingerprints from the logged answers and score them again.
+    (by its SHA-256), rebuild the fingerprints from the logged answers and score them again
+    (against ``family_null``, which must be the one the log names where it names one).
 
     The result equals the original verdict (bit for bit in its similarities) when the log is
     intact; a log from another kit, a reordered or edited query is refused with a ConfigError.
@@ -128,10 +139,18 @@ def recheck_query_log(kit: Kit, path: str | os.PathLike[str], *, alpha: float | 
         raise ConfigError(f"{path} does not start with a query log header")
     if header.get("kit_sha256") != kit.sha256:
         raise ConfigError(f"{path} was written with another kit (kit SHA-256 {header.get('kit_sha256')}); use that kit")
+    logged_null = header.get("family_null_sha256")
+    if logged_null != (family_null.sha256 if family_null is not None else None):
+        raise ConfigError(
+            f"{path} was scored against the family null {logged_null} ({header.get('family_null_arch')}); "
+            "give that null with --family-null" if logged_null else
+            f"{path} was scored against the kit's calibration models, not a family null; leave out --family-null"
+        )  # fmt: skip
     mode = OutputMode.parse(str(header.get("output_mode")))
     try:
         scoring = Scoring.of(
-            kit, method=str(header.get("method", "uap")), alpha=alpha if alpha is not None else header.get("alpha")
+            kit, method=str(header.get("method", "uap")), alpha=alpha if alpha is not None else header.get("alpha"),
+            family_null=family_null,
         )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -70,7 +70,7 @@ def png(fig: Any) -> str:
 
 
 def _figure_against_honest(record: dict[str, Any]) -> str:
-    """The suspect's score (a line) against the honest calibration models' (dots and a histogram)."""
+    """The suspect's score (a line) against the honest models' of its null (dots and a histogram)."""
     null = [v for v in record.get("null_models") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     score = record.get("similarity")
     score = score if isinstance(score, (int, float)) and math.isfinite(score) else None
@@ -83,7 +83,9 @@ def _figure_against_honest(record: dict[str, Any]) -> str:
     ax.set_xlabel("combined statistic" if len(record.get("channels") or []) > 1 else "similarity to the victim")
     ax.set_yticks([])
     ax.legend(loc="upper left", frameon=False)
-    ax.set_title("The suspect against the honest models the kit knows")
+    family = record.get("family_null") or {}
+    ax.set_title(f"The suspect against honest models of its architecture ({family.get('arch')})" if family
+                 else "The suspect against the honest models the kit knows")  # fmt: skip
     return png(fig)
 
 
@@ -163,7 +165,24 @@ def verdict_report(record: dict[str, Any]) -> str:
         f"<td>{e(c.get('fingerprints'))}</td></tr>"
         for c in channels if isinstance(c, dict)
     )  # fmt: skip
-    recheck = f"uapfp recheck --kit KIT --log {record.get('query_log')}" if record.get("query_log") else "(no query log was written)"
+    family = record.get("family_null") if isinstance(record.get("family_null"), dict) else {}
+    recheck = (
+        f"uapfp recheck --kit KIT --log {record.get('query_log')}"
+        + (f" --family-null {family.get('path')}" if family else "")
+        if record.get("query_log") else "(no query log was written)"
+    )  # fmt: skip
+    if family:
+        caveat = f"""The p-value says how unusual the suspect's score is among {e(record.get("null_count"))} honest
+models of the suspect's own architecture ({e(family.get("arch"))}) that the owner trained on their own data
+(uapfp family-null). It is the right null only if the suspect is of that architecture. On the families benchmark
+of uapfp (docs/results-fmnist.md), a null of the suspect's own family kept false alarms near the level where the
+kit's calibration models did not."""
+    else:
+        caveat = """The p-value says how unusual the suspect's score is among the honest models the kit was
+calibrated with. It is exact for suspects like those models (the zoo's architectures and training
+recipes); for a suspect unlike every model of the zoo it can be wrong in either direction; the
+families benchmark of uapfp (docs/results-fmnist.md) says how often, for families the zoo never held.
+If you know the suspect's architecture, a null of honest models of it (uapfp family-null) is the fairer test."""
     mono = lambda v: Markup(f'<span class="mono">{e(v)}</span>')  # noqa: E731
     code = lambda v: Markup(f"<code>{e(v)}</code>")  # noqa: E731
     body = f"""
@@ -171,10 +190,7 @@ def verdict_report(record: dict[str, Any]) -> str:
 <p class="mono">{e(record.get("finished") or "")}</p>
 <p class="verdict">{sentence(record)}</p>
 <h2>What this verdict does not say</h2>
-<p class="caveat">The p-value says how unusual the suspect's score is among the honest models the kit was
-calibrated with. It is exact for suspects like those models (the zoo's architectures and training
-recipes); for a suspect unlike every model of the zoo it can be wrong in either direction; the
-families benchmark of uapfp (docs/results-fmnist.md) says how often, for families the zoo never held.
+<p class="caveat">{caveat}
 A verdict is evidence about the suspect's answers to {e(record.get("queries"))} queries, not about how
 it was made; "not shown" is not proof of innocence.</p>
 <h2>The suspect against honest models</h2>
@@ -187,6 +203,8 @@ it was made; "not shown" is not proof of innocence.</p>
     ("sequential test", _sequential(record.get("sequential"))),
     ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
+    *([("family null", f"{family.get('models')} honest models of {family.get('arch')}, {family.get('path')}"),
+       ("family null SHA-256", mono(family.get("sha256")))] if family else []),
 ])}</table>
 {"<h2>Channels</h2><table><tr><th>method</th><th>similarity</th><th>p-value</th><th>sets</th></tr>" + channel_rows + "</table>" if len(channels) > 1 else ""}
 {f'<h2>Per query set</h2><img alt="similarity per query set" src="{per_set}">' if per_set else ""}

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from .methods import Method, get_method, standardise
 from .sequential import looks
 from .significance import StatTest, get_test
 from .suspects.base import OutputMode, Suspect
+
+if TYPE_CHECKING:
+    from .family_null import FamilyNull
 
 PIRACY = "piracy"
 NOT_SHOWN = "not shown"
@@ -73,6 +76,8 @@ class Verdict:
     """Each calibration (honest) model's score, the suspect's counterpart in the test."""
     sequential: dict[str, Any] = field(default_factory=dict)
     """The sequential test's looks, levels, and the look that settled the verdict (empty: all sets, level alpha)."""
+    family_null: dict[str, Any] = field(default_factory=dict)
+    """The null of the suspect's own family it was tested against (empty: the kit's calibration models)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -90,7 +95,7 @@ class Verdict:
             f"verdict      {self.verdict.upper()}" + (f"  ({self.message})" if self.message else ""),
             f"method       {self.method}",
             f"{what:<13}{self.similarity:.4f} +- {self.similarity_std:.4f} "
-            f"(honest null: {self.null_mean:.4f}, n={self.null_count}, calibration {self.calibration})",
+            f"(honest null: {self.null_mean:.4f}, n={self.null_count}, {self._null_source()})",
             f"p-value      {self.p_value:.3g}  ({get_test(self.test).description}, alpha {self.alpha})",
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
@@ -104,6 +109,12 @@ class Verdict:
                 for c in self.channels
             ]
         return "\n".join(lines)
+
+    def _null_source(self) -> str:
+        if self.family_null:
+            return (f"honest models of the suspect's architecture {self.family_null['arch']}, "
+                    f"family null sha256 {self.family_null['sha256'][:16]}")  # fmt: skip
+        return f"calibration {self.calibration}"
 
     def _sequential_line(self) -> str:
         seq = self.sequential
@@ -134,28 +145,47 @@ def fingerprint_count(kit: Kit, fingerprints: int | None, method: Method | None 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How answers are scored: the method, the test, the calibration of its null, and alpha."""
+    """How answers are scored: the method, the test, the calibration of its null, and alpha; with
+    ``family``, the null is that family null's models (:mod:`uapfp.family_null`), not the kit's."""
 
     method: Method
     test: StatTest
     calibration: Calibration
     alpha: float
+    family: FamilyNull | None = None
 
     @classmethod
     def of(
         cls, kit: Kit, *, method: Method | str | None = None, test: StatTest | str | None = None,
         calibration: Calibration | str | None = None, alpha: float | None = None,
+        family_null: FamilyNull | None = None,
     ) -> Scoring:  # fmt: skip
-        """The kit's own method, test, calibration and alpha, where none is given."""
+        """The kit's own method, test, calibration and alpha, where none is given (with a family null, the
+        method is :func:`family_null_method`'s)."""
+        if method is None:
+            method = kit.config.method if family_null is None else family_null_method(kit)
         scoring = cls(
-            get_method(method if method is not None else kit.config.method),
+            get_method(method),
             get_test(test if test is not None else kit.config.null),
             get_calibration(calibration if calibration is not None else kit.config.calibration),
             check_alpha(alpha if alpha is not None else kit.config.alpha),
+            family_null,
         )
+        if family_null is not None and family_null.info.get("kit_sha256") != kit.sha256:
+            raise ConfigError(f"the family null {family_null.path} was built for another kit; rebuild its answers "
+                              "with uapfp family-null --kit for this kit")  # fmt: skip
         if len(scoring.method.channels) > 1 and scoring.test.name != "models":
             raise ConfigError(f"a combined method is tested by the model-level test, not {scoring.test.name!r}")
         return scoring
+
+
+def family_null_method(kit: Kit) -> str:
+    """The method a suspect is tested by against a family null when none is named: ``siblings`` where the kit
+    holds the victim's siblings, else the kit's own. Decided on the families benchmark's development half
+    (docs/method.md): against the nulls of the suspects' own families it detected the most copies at alpha
+    0.01, over both victims and both answer modes, with no more false alarms than ``uap`` or ``uap+siblings``."""
+    ref = kit.references.get("errors")
+    return "siblings" if ref is not None and ref.siblings.shape[0] >= 2 else kit.config.method
 
 
 def query_plan(method: Method) -> dict[str, Method]:
@@ -177,6 +207,7 @@ def verify(
     calibration: Calibration | str | None = None,
     query_log: str | os.PathLike[str] | None = None,
     sequential: bool | None = None,
+    family_null: FamilyNull | None = None,
 ) -> Verdict:
     """Query ``suspect`` with the method's sets and test it against the kit's honest null.
 
@@ -185,12 +216,14 @@ def verify(
     (objects or names) replace the kit's own. With ``sequential`` (None: the kit's setting, True
     by default) querying stops once the verdict is settled (:mod:`uapfp.sequential`); with False,
     every requested set is sent and tested at alpha. When the suspect's query budget runs out or a remote suspect
-    stops answering, the sets measured so far are reported and the verdict is ``inconclusive``.
+    stops answering, the sets measured so far are reported and the verdict is ``inconclusive``. With
+    ``family_null`` (:class:`~uapfp.family_null.FamilyNull`), the suspect is tested against those honest models
+    of its own architecture instead of the kit's calibration models.
     """
     from .querylog import QueryLog
 
     start = time.perf_counter()
-    scoring = Scoring.of(kit, method=method, test=test, calibration=calibration, alpha=alpha)
+    scoring = Scoring.of(kit, method=method, test=test, calibration=calibration, alpha=alpha, family_null=family_null)
     n_req = fingerprint_count(kit, fingerprints, scoring.method)
     sequential = kit.config.sequential if sequential is None else sequential
     if tuple(suspect.input_shape) != kit.input_shape:
@@ -204,7 +237,7 @@ def verify(
     plan = query_plan(scoring.method)
     logger = (
         QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha,
-                 method=scoring.method.name, sequential=sequential)
+                 method=scoring.method.name, sequential=sequential, family_null=scoring.family)
         if query_log else None
     )  # fmt: skip
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
@@ -287,7 +320,8 @@ def score_answers(
     common = {
         "suspect": name, "alpha": scoring.alpha, "fingerprints_requested": n_req, "queries": queries,
         "output_mode": str(mode), "kit_sha256": kit.sha256, "kit_signed_by": kit.signed_by,
-        "test": scoring.test.name, "calibration": scoring.calibration.name, "method": method.name,
+        "test": scoring.test.name, "calibration": "family-null" if scoring.family else scoring.calibration.name,
+        "method": method.name, "family_null": scoring.family.describe() if scoring.family else {},
     }  # fmt: skip
     counts = [len(answers.get(ch.query_key, ())) for ch in method.channels]
     if min(counts) < 2:
@@ -301,7 +335,10 @@ def score_answers(
     for ch in method.channels:
         a = answers[ch.query_key]
         sims = ch.similarities(kit, a, mode)
-        null = ch.null(kit, mode, len(a), scoring.calibration)
+        null = (
+            scoring.family.similarities(kit, ch, mode, len(a)) if scoring.family
+            else ch.null(kit, mode, len(a), scoring.calibration)
+        )  # fmt: skip
         channels.append((ch, sims, null))
     if len(channels) == 1:
         _, sims, null = channels[0]
@@ -369,10 +406,12 @@ def _noted(v: Verdict) -> Verdict:
             "(choose --all-sets before verifying, not after seeing a verdict)"
         ))  # fmt: skip
     if v.null_models and v.similarity > max(v.null_models):
+        more = ("a family null with more models (uapfp family-null --count)" if v.family_null
+                else "a zoo with more homologous models")  # fmt: skip
         return replace(v, message=(
-            f"the suspect scores above all {len(v.null_models)} honest models of the kit, but they are too few, "
-            "or too spread, for a p-value below the level; a zoo with more homologous models gives the test more "
-            "to compare with"
+            f"the suspect scores above all {len(v.null_models)} honest models of the "
+            f"{'family null' if v.family_null else 'kit'}, but they are too few, or too spread, for a p-value below "
+            f"the level; {more} gives the test more to compare with"
         ))  # fmt: skip
     return v
 

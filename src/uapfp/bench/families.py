@@ -5,7 +5,9 @@ architectures no zoo holds, in two halves with different families and seeds: dec
 development half, report on the test half. Each suspect is asked each query set once; every
 method then scores the same answers, at full probabilities and as a label-only API, with the
 kit's test at the benchmark's alpha. One row per (half, answers, method): AUC, TPR at 1 %
-FPR, copies detected and honest models flagged, queries and seconds per suspect.
+FPR, copies detected and honest models flagged, queries and seconds per suspect. With
+``--family-null N``, each method is also scored against N honest models of each suspect's own
+architecture (:mod:`uapfp.family_null`), those models joining the honest suspects.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class FamiliesConfig:
     outputs: tuple[str, ...] = field(default=("probs", "label"), metadata=option("answer modes"))
     alpha: float = field(default=0.01, metadata=option("significance level of the verdicts"))
     epochs: int = field(default=4, metadata=option("training epochs of the suspects"))
+    family_null: int = field(default=0, metadata=option(
+        "honest models per architecture in a null of the suspect's own family (uapfp family-null, trained once "
+        "into MODELS/family-null-ARCH); every method is then scored against it too; 0: not"
+    ))  # fmt: skip
     data_dir: str | None = data_dir_field()
 
 
@@ -63,9 +69,21 @@ def families(config: FamiliesConfig) -> FamiliesReport:
     wanted = [f for h in ("dev", "test") if h in config.halves or "both" in config.halves for f in halves[h]]
     records = build_suspects(config.models, victim, data, zoo.splits(), families=tuple(wanted), kinds=KINDS,
                              epochs=config.epochs)  # fmt: skip
+    nulls = None
+    if config.family_null:
+        from pathlib import Path
+
+        from ..family_null import build_family_null
+
+        nulls = {
+            arch: build_family_null(kit, zoo, arch, Path(config.models) / f"family-null-{arch}",
+                                    count=config.family_null, epochs=config.epochs, data_dir=config.data_dir)
+            for arch in dict.fromkeys(r.arch for r in records)
+        }  # fmt: skip
     rows, per_suspect = score_suspects(
-        kit, config.models, records, data, methods=config.methods, outputs=config.outputs, alpha=config.alpha
-    )
+        kit, config.models, records, data, methods=config.methods, outputs=config.outputs, alpha=config.alpha,
+        family_nulls=nulls,
+    )  # fmt: skip
     return FamiliesReport(
         "families", str(zoo.path), str(kit.path), config.alpha,
         {"dev": list(DEV_FAMILIES), "test": list(TEST_FAMILIES)}, rows, per_suspect,

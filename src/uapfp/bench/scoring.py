@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .suspects_zoo import SuspectRecord
+
 if TYPE_CHECKING:
     from ..data import Dataset
+    from ..family_null import FamilyNull
     from ..kit import Kit
-    from .suspects_zoo import SuspectRecord
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +31,20 @@ def tpr_at_fpr(positive: list[float], negative: list[float], fpr: float = 0.01) 
 
 def score_suspects(
     kit: Kit, models: str, records: list[SuspectRecord], data: Dataset, *, methods: tuple[str, ...],
-    outputs: tuple[str, ...], alpha: float,
+    outputs: tuple[str, ...], alpha: float, family_nulls: dict[str, FamilyNull] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
     """Ask each suspect each query set once, then score every method on the same answers, per
     half (each record's ``half``, in order of first appearance) and answer mode: the summary
-    rows and one row per (half, answers, method, suspect)."""
+    rows and one row per (half, answers, method, suspect).
+
+    With ``family_nulls`` (architecture -> :class:`~uapfp.family_null.FamilyNull`), every method is
+    scored a second time, as ``METHOD (family null)``: each suspect against the null of its own
+    architecture, and each model of a null, as one more honest suspect of its half, against the
+    other models of its null."""
     from ..evaluate import auc
     from ..methods import truncate
     from ..suspects.base import OutputMode
-    from ..verify import PIRACY, Scoring, query_plan, score_answers
+    from ..verify import Scoring, query_plan, score_answers
     from .suspects_zoo import load_suspect
 
     scorings = {name: Scoring.of(kit, method=name, alpha=alpha) for name in methods}
@@ -52,36 +59,66 @@ def score_suspects(
             start = time.perf_counter()
             answers[rec.name][key] = torch.stack([suspect(s) for s in channel.sets(kit)[:n]])
             seconds[rec.name][key] = time.perf_counter() - start
+    # the nulls' own models: honest suspects of the family variant, each against the rest of its null
+    null_of: dict[str, FamilyNull] = {}
+    extra: list[SuspectRecord] = []
+    halves = {r.arch: r.half for r in records}
+    for arch, null in (family_nulls or {}).items():
+        for j, m in enumerate(null.info["models"]):
+            rec = SuspectRecord(
+                name=f"{arch}-null-{m['name']}", role="homologous", family=arch, arch=arch, kind=f"null-{m['kind']}",
+                half=halves.get(arch, "dev"), weights="", test_accuracy=m["test_accuracy"], queries=0, seconds=0.0,
+            )  # fmt: skip
+            answers[rec.name] = {key: null.answers[key][j, :n] for key in keys}
+            seconds[rec.name] = dict.fromkeys(keys, 0.0)  # not queried: their time is left out of the mean
+            null_of[rec.name] = null.without(j)
+            extra.append(rec)
+    variants = [("", lambda rec, scoring: scoring, False)]
+    if family_nulls:
+        variants.append((
+            " (family null)",
+            lambda rec, scoring: replace(scoring, family=null_of.get(rec.name) or family_nulls[rec.arch]),
+            True,
+        ))  # fmt: skip
     rows, per_suspect = [], []
     for half in dict.fromkeys(r.half for r in records):
-        recs = [r for r in records if r.half == half]
         for output in outputs:
             mode = OutputMode.parse(output)
-            for name, scoring in scorings.items():
-                plan = query_plan(scoring.method)
-                scored = []
-                for rec in recs:
-                    start = time.perf_counter()
-                    got = {key: truncate(answers[rec.name][key], mode) for key in plan}
-                    queries = sum(
-                        int(answers[rec.name][key].shape[0] * answers[rec.name][key].shape[1]) for key in plan
-                    )
-                    v = score_answers(kit, got, mode=mode, scoring=scoring, n_req=n, name=rec.name, queries=queries,
-                                      start=start)  # fmt: skip
-                    spent = sum(seconds[rec.name][key] for key in plan) + v.seconds
-                    scored.append((rec, v, spent))
-                    per_suspect.append({"half": half, "outputs": output, "method": name, **asdict(rec),
-                                        "similarity": v.similarity, "p_value": v.p_value, "verdict": v.verdict})  # fmt: skip
-                pos = [v.similarity for r, v, _ in scored if r.role == "piracy"]
-                neg = [v.similarity for r, v, _ in scored if r.role == "homologous"]
-                row = {
-                    "half": half, "outputs": output, "method": name, "copies": len(pos), "honest": len(neg),
-                    "auc": round(auc(pos, neg), 4), "tpr_at_1pct_fpr": round(tpr_at_fpr(pos, neg), 4),
-                    "detected": sum(v.verdict == PIRACY for r, v, _ in scored if r.role == "piracy"),
-                    "flagged": sum(v.verdict == PIRACY for r, v, _ in scored if r.role == "homologous"),
-                    "queries_per_suspect": scored[0][1].queries if scored else 0,
-                    "seconds_per_suspect": round(sum(s for *_, s in scored) / max(1, len(scored)), 3),
-                }  # fmt: skip
-                rows.append(row)
-                log.info("%s", row)
+            for name, base in scorings.items():
+                plan = query_plan(base.method)
+                for suffix, scoring_of, with_nulls in variants:
+                    label = name + suffix
+                    recs = [r for r in records + (extra if with_nulls else []) if r.half == half]
+                    scored = []
+                    for rec in recs:
+                        start = time.perf_counter()
+                        got = {key: truncate(answers[rec.name][key], mode) for key in plan}
+                        queries = sum(
+                            int(answers[rec.name][key].shape[0] * answers[rec.name][key].shape[1]) for key in plan
+                        )
+                        v = score_answers(kit, got, mode=mode, scoring=scoring_of(rec, base), n_req=n, name=rec.name,
+                                          queries=queries, start=start)  # fmt: skip
+                        spent = sum(seconds[rec.name][key] for key in plan) + v.seconds
+                        scored.append((rec, v, spent))
+                        per_suspect.append({"half": half, "outputs": output, "method": label, **asdict(rec),
+                                            "similarity": v.similarity, "p_value": v.p_value, "verdict": v.verdict})  # fmt: skip
+                    rows.append(_row(half, output, label, scored, auc))
+                    log.info("%s", rows[-1])
     return rows, per_suspect
+
+
+def _row(half: str, output: str, label: str, scored: list[Any], auc: Any) -> dict[str, Any]:
+    """The summary row of one (half, answers, method): AUC, TPR at 1 % FPR, detections, queries, seconds."""
+    from ..verify import PIRACY
+
+    pos = [v.similarity for r, v, _ in scored if r.role == "piracy"]
+    neg = [v.similarity for r, v, _ in scored if r.role == "homologous"]
+    timed = [s for r, _, s in scored if r.weights]  # the suspects that were queried
+    return {
+        "half": half, "outputs": output, "method": label, "copies": len(pos), "honest": len(neg),
+        "auc": round(auc(pos, neg), 4), "tpr_at_1pct_fpr": round(tpr_at_fpr(pos, neg), 4),
+        "detected": sum(v.verdict == PIRACY for r, v, _ in scored if r.role == "piracy"),
+        "flagged": sum(v.verdict == PIRACY for r, v, _ in scored if r.role == "homologous"),
+        "queries_per_suspect": scored[0][1].queries if scored else 0,
+        "seconds_per_suspect": round(sum(timed) / max(1, len(timed)), 3),
+    }  # fmt: skip

@@ -178,7 +178,6 @@ def _accuracy(model: Any, data: Any) -> float:
 def _make(folder, name, kind, family, families, victim, data, splits, seed, recipe_of):  # type: ignore[no-untyped-def]
     """(model or ONNX path, victim queries, weights file name, architecture) of one suspect."""
     from ..archs import create_model
-    from ..data import homologous_indices
     from ..extraction import create_attack
     from ..suspects.local import TorchSuspect
     from ..training import TrainConfig, train_model
@@ -201,21 +200,19 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
         save_tensors(folder / file, model.state_dict())
         return file
 
-    v_idx, pool_idx = splits["victim"], splits["pool"]
+    pool_idx = splits["pool"]
     pool = data.x_train[pool_idx]
     budget = len(pool) if recipe_of["budget"] is None else min(recipe_of["budget"], len(pool))
     oracle = TorchSuspect(victim, input_shape=(c, h, w), num_classes=k, name="victim")
     if kind in HONEST:
-        if kind == "honest-overlap":
-            idx = torch.from_numpy(homologous_indices(len(data.x_train), v_idx.numpy(), seed=seed, overlap=0.5))
-        elif kind == "honest-disjoint":
-            idx = pool_idx
-        else:
-            idx = v_idx
-        model = fresh()
-        train_model(model, data.x_train[idx], data.y_train[idx], config=recipe("sgd" if kind == "honest-dv-b" else "adam"),
-                    progress=False, desc=name)  # fmt: skip
-        return model.eval(), 0, save(model), family
+        from ..family_null import train_honest
+
+        honest_kind = {"honest-dv-a": "dv-adam", "honest-dv-b": "dv-sgd", "honest-overlap": "overlap",
+                       "honest-disjoint": "disjoint"}[kind]  # fmt: skip
+        model = train_honest(family, honest_kind, data, splits, seed=seed, epochs=epochs,
+                             batch_size=recipe_of["batch_size"], augment=recipe_of["augment"],
+                             cpu_bf16=recipe_of["cpu_bf16"])  # fmt: skip
+        return model, 0, save(model), family
     if kind in ("copy-knockoff", "copy-copycat", "copy-jbda", "copy-cloudleak"):
         attack = create_attack(
             kind.removeprefix("copy-"), **({"budget": budget} if kind in ("copy-knockoff", "copy-copycat") else {})

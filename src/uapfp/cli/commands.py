@@ -113,7 +113,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     kit = Kit.load(args.kit, trusted_key=args.trusted_key)
     # every argument is checked before the first query is sent
-    scoring = Scoring.of(kit, method=args.method, alpha=args.alpha)
+    family = _family_null(args, kit)
+    scoring = Scoring.of(kit, method=args.method, alpha=args.alpha, family_null=family)
     fingerprint_count(kit, args.fingerprints, scoring.method)
     out = check_output_path(args.json, "verdict") if args.json else None
     report = check_output_path(args.report, "report") if args.report else None
@@ -134,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         verdict = verify(
             kit, suspect, method=scoring.method, fingerprints=args.fingerprints, alpha=args.alpha, query_log=qlog,
-            sequential=False if args.all_sets else None,
+            sequential=False if args.all_sets else None, family_null=family,
         )
     finally:
         suspect.close()
@@ -154,6 +155,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
             handle.write(verdict_report(record))
         print(f"report written to {report}")
     return _verdict_code(verdict)
+
+
+def _family_null(args: argparse.Namespace, kit):  # type: ignore[no-untyped-def]
+    """The family null ``--family-null`` names, checked against the kit (None where none is named)."""
+    if not args.family_null:
+        return None
+    from ..family_null import FamilyNull
+
+    return FamilyNull.load(args.family_null, kit)
+
+
+def cmd_family_null(args: argparse.Namespace) -> int:
+    from ..family_null import build_family_null
+    from ..kit import Kit
+    from ..zoo import Zoo
+
+    kit = Kit.load(args.kit, trusted_key=args.trusted_key)
+    null = build_family_null(
+        kit, Zoo.load(args.zoo), args.arch, args.out, count=args.count, seed=args.seed, epochs=args.epochs,
+        data_dir=args.data_dir,
+    )  # fmt: skip
+    accuracies = [m["test_accuracy"] for m in null.info["models"]]
+    print(
+        f"family null {null.path}: {null.count} honest models of {null.arch} (test accuracy {min(accuracies):.3f} "
+        f"to {max(accuracies):.3f}), sha256 {null.sha256}\n"
+        f"use it for a suspect of that architecture: uapfp verify --kit {args.kit} --suspect SUSPECT "
+        f"--family-null {null.path}"
+    )
+    return 0
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -227,7 +257,7 @@ def cmd_recheck(args: argparse.Namespace) -> int:
     if args.alpha is not None:
         check_alpha(args.alpha)
     out = check_output_path(args.json, "verdict") if args.json else None
-    verdict = recheck_query_log(kit, args.log, alpha=args.alpha)
+    verdict = recheck_query_log(kit, args.log, alpha=args.alpha, family_null=_family_null(args, kit))
     print(verdict.render())
     if out:
         write_json(out, {**verdict.to_dict(), "query_log": str(args.log)})

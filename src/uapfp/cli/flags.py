@@ -13,6 +13,7 @@ from .commands import (
     cmd_bench,
     cmd_demo,
     cmd_evaluate,
+    cmd_family_null,
     cmd_keygen,
     cmd_protect,
     cmd_recheck,
@@ -135,8 +136,29 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--query-log", default=None, help="JSON Lines query log (default: beside --json)")
     p.add_argument("--report", default=None, metavar="FILE.html", help="write a self-contained HTML report here")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    p.add_argument("--family-null", default=None, metavar="DIR", help=FAMILY_NULL_HELP)
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_verify)
+
+
+FAMILY_NULL_HELP = (
+    "test the suspect against honest models of its own architecture (uapfp family-null) instead of the kit's "
+    "calibration models, by the siblings method unless --method names another; for a suspect whose architecture "
+    "you know"
+)
+
+
+def _family_null_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kit", required=True, help="the kit whose queries the models answer")
+    p.add_argument("--zoo", required=True, help="the kit's zoo: its data and training recipe")
+    p.add_argument("--arch", required=True, help="the suspect's architecture: a registered name or package.module:factory")
+    p.add_argument("--out", required=True, help="the family null's folder (rerun with the same folder to resume)")
+    p.add_argument("--count", type=int, default=12, help="honest models to train (default 12)")
+    p.add_argument("--epochs", type=int, default=None, help="their training epochs (default: the zoo's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="folder holding the zoo's dataset files")
+    p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    p.set_defaults(func=cmd_family_null)
 
 
 def _scan_flags(p: argparse.ArgumentParser) -> None:
@@ -171,6 +193,7 @@ def _recheck_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--json", default=None, help="write the recomputed verdict here")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    p.add_argument("--family-null", default=None, metavar="DIR", help="the family null the verdict was tested against")
     p.set_defaults(func=cmd_recheck)
 
 
@@ -232,6 +255,12 @@ COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], N
     "zoo": ("build or list a model zoo", None, _zoo_flags),
     "protect": ("build a verification kit from a zoo", None, _protect_flags),
     "verify": ("verify one suspect against a kit", EXIT_CODES, _verify_flags),
+    "family-null": (
+        "train honest models of a suspect's architecture, the null for verify --family-null",
+        "Honest models of the suspect's own architecture (on D_V with Adam and SGD, on data overlapping it, "
+        "on data disjoint from it), asked every query set of the kit. See docs/method.md.",
+        _family_null_flags,
+    ),
     "scan": ("verify many suspects concurrently: a verdict each and a summary", EXIT_CODES, _scan_flags),
     "recheck": ("recompute a verdict from a query log and the kit", EXIT_CODES, _recheck_flags),
     "serve": (

@@ -1,0 +1,237 @@
+"""A null of the suspect's own family: honest models of its architecture, trained by the owner.
+
+The kit's null is made of the zoo's honest models, whose architectures are the zoo's. A suspect of
+another architecture is then compared with models that differ from it in more than lineage, and
+on families the zoo never held its false-alarm rate is not the level it promises
+(docs/results-fmnist.md). An owner who knows the suspect's architecture (they hold its file, or
+its maker says what it is) can train honest models of that architecture themselves and test the
+suspect against them instead: the question becomes "is this suspect closer to the victim than
+models of its own architecture that never saw the victim?".
+
+:func:`build_family_null` trains ``count`` such models with the zoo's data and recipe, in rounds of
+four kinds (on exactly D_V with Adam and with SGD, on data overlapping D_V by half, on the
+attacker's pool, disjoint from D_V), asks each every query set of the kit, and writes a folder:
+``models/`` (one weights file and card per model: resumable), ``answers.safetensors`` (their
+probabilities, per query-set name) and ``family-null.json`` (what was built, for which kit, with
+the answers' SHA-256). :meth:`FamilyNull.load` refuses a folder whose answers do not match, or
+that was built for another kit. ``uapfp verify --family-null DIR`` tests a suspect against it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, KitIntegrityError
+from .storage import load_tensors, read_json, save_tensors, sha256_file, sha256_tensors, write_json
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .kit import Kit
+    from .methods import Method
+    from .suspects.base import OutputMode
+    from .zoo import Zoo
+
+log = logging.getLogger(__name__)
+
+FAMILY_NULL_FORMAT = "uapfp-family-null/1"
+INFO_FILE = "family-null.json"
+ANSWERS_FILE = "answers.safetensors"
+#: The kinds of honest model, in the order each round trains them.
+KINDS = ("dv-adam", "dv-sgd", "overlap", "disjoint")
+#: Seeds of the null's models start here (the families benchmark's suspects use seeds below 10,000).
+SEED_BASE = 10_000
+
+
+def train_honest(
+    arch: str, kind: str, data: Dataset, splits: dict[str, torch.Tensor], *, seed: int, epochs: int,
+    batch_size: int = 128, augment: str = "none", cpu_bf16: bool = False,
+) -> nn.Module:  # fmt: skip
+    """One honest model of ``arch``, of ``kind`` (:data:`KINDS`): trained on exactly D_V with Adam
+    (``dv-adam``) or SGD (``dv-sgd``), on D_H overlapping D_V by half (``overlap``, Adam), or on the
+    attacker's pool, disjoint from D_V (``disjoint``, Adam). Deterministic for a given ``seed``."""
+    from .archs import create_model
+    from .data import homologous_indices
+    from .training import TrainConfig, train_model
+
+    if kind not in KINDS:
+        raise ConfigError(f"unknown kind of honest model {kind!r}; use one of {', '.join(KINDS)}")
+    v_idx = splits["victim"]
+    if kind == "overlap":
+        idx = torch.from_numpy(homologous_indices(len(data.x_train), v_idx.numpy(), seed=seed, overlap=0.5))
+    elif kind == "disjoint":
+        idx = splits["pool"]
+    else:
+        idx = v_idx
+    c, h, w = data.input_shape
+    torch.manual_seed(seed)
+    model = create_model(arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
+    config = TrainConfig(optimizer="sgd" if kind == "dv-sgd" else "adam", epochs=epochs, batch_size=batch_size,
+                         seed=seed, augment=augment, cpu_bf16=cpu_bf16)  # fmt: skip
+    train_model(model, data.x_train[idx], data.y_train[idx], config=config, progress=False, desc=f"{arch} {kind}")
+    return model.eval()
+
+
+def query_sets(kit: Kit) -> dict[str, torch.Tensor]:
+    """Every query set a suspect may be asked with this kit, by name: (S, n, C, H, W) each."""
+    from .methods import probe_sets
+
+    return {"uap": probe_sets(kit), **{key: ref.queries for key, ref in kit.references.items()}}
+
+
+@dataclass
+class FamilyNull:
+    """A loaded family null: honest models of one architecture, as their answers to a kit's queries.
+
+    Attributes:
+        path: the folder.
+        info: ``family-null.json``: the architecture, the models (kind, seed, test accuracy), the recipe,
+            the kit's SHA-256.
+        answers: query-set name -> (H, S, n, K) the models' probabilities.
+        sha256: the SHA-256 of ``family-null.json``, which holds the answers' (the null's identity).
+    """
+
+    path: Path | None
+    info: dict[str, Any]
+    answers: dict[str, torch.Tensor]
+    sha256: str
+
+    @property
+    def arch(self) -> str:
+        return str(self.info["arch"])
+
+    @property
+    def count(self) -> int:
+        return int(next(iter(self.answers.values())).shape[0])
+
+    def similarities(self, kit: Kit, method: Method, mode: OutputMode | str, n_sets: int) -> torch.Tensor:
+        """The models' similarities (H, n_sets) to the victim by ``method`` (one channel), in ``mode``:
+        what :meth:`Method.null` gives for the kit's calibration models. Each model is scored as a suspect
+        is (a learned method by the kit's own encoder: no model of the null trained it)."""
+        answers = self.answers.get(method.query_key)
+        if answers is None:
+            raise ConfigError(f"the family null {self.path} holds no answers to the {method.query_key!r} queries")
+        return method.similarities(kit, answers[:, :n_sets], mode)
+
+    def without(self, index: int) -> FamilyNull:
+        """The null without its model ``index`` (to test that model against the others)."""
+        keep = [i for i in range(self.count) if i != index]
+        return replace(self, answers={k: a[keep] for k, a in self.answers.items()})
+
+    def describe(self) -> dict[str, Any]:
+        """What a verdict's evidence says of the null."""
+        return {"path": str(self.path), "sha256": self.sha256, "arch": self.arch, "models": self.count,
+                "recipe": self.info.get("recipe")}  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], kit: Kit | None = None) -> FamilyNull:
+        """Load a family null, refusing one whose answers differ from what its ``family-null.json``
+        records, or (with ``kit``) one built for another kit."""
+        path = Path(path)
+        info_path = path / INFO_FILE
+        if not info_path.is_file():
+            raise ConfigError(
+                f"{path} is not a family null (no {INFO_FILE}); make one with: uapfp family-null --kit KIT --zoo ZOO "
+                f"--arch ARCH --out {path}"
+            )
+        info = read_json(info_path)
+        if not isinstance(info, dict) or info.get("format") != FAMILY_NULL_FORMAT:
+            raise KitIntegrityError(f"{info_path} is not a {FAMILY_NULL_FORMAT} file; rebuild it with uapfp family-null")
+        if sha256_file(path / ANSWERS_FILE) != info.get("answers_sha256"):
+            raise KitIntegrityError(
+                f"{path / ANSWERS_FILE} does not match {info_path} (SHA-256 differs): the null was modified or "
+                "damaged; rebuild it with uapfp family-null"
+            )
+        if kit is not None and info.get("kit_sha256") != kit.sha256:
+            raise ConfigError(
+                f"the family null {path} was built for another kit (SHA-256 {info.get('kit_sha256')}); rerun uapfp "
+                f"family-null with --kit {kit.path} --out {path} (its models are kept, only their answers are asked again)"
+            )
+        return cls(path, info, load_tensors(path / ANSWERS_FILE), sha256_file(info_path))
+
+
+def build_family_null(
+    kit: Kit, zoo: Zoo, arch: str, out: str | os.PathLike[str], *, count: int = 12, seed: int = 0,
+    epochs: int | None = None, data_dir: str | None = None,
+) -> FamilyNull:  # fmt: skip
+    """Train ``count`` honest models of ``arch`` (a registered name or ``package.module:factory``) on the
+    zoo's data with its recipe (``epochs``: the zoo's by default), in rounds of :data:`KINDS`; ask each
+    every query set of ``kit``; write the folder ``out``. Resumable: a model already in ``out`` with the
+    same recipe is kept, one with another is refused. The answers are asked again on every run, so a
+    null's models serve a rebuilt kit of the same zoo."""
+    from .suspects.local import TorchSuspect
+    from .training import accuracy
+
+    if count < 4:
+        raise ConfigError(f"--count must be at least 4 honest models (12 or more are advised), got {count}")
+    if zoo.victim["weights_sha256"] != kit.info["victim"].get("weights_sha256"):
+        raise ConfigError(f"the kit {kit.path} was not made from the zoo {zoo.path} (another victim); give its own zoo")
+    data = zoo.load_dataset(data_dir)
+    if tuple(data.input_shape) != kit.input_shape or data.num_classes != kit.num_classes:
+        raise ConfigError(f"the zoo's data ({data.input_shape}, {data.num_classes} classes) does not fit the kit")
+    splits = zoo.splits()
+    recipe = {"arch": arch, "epochs": int(epochs or zoo.config.epochs), "batch_size": 128,
+              "augment": zoo.config.augment, "seed": seed,
+              "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
+    if recipe["epochs"] < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    out = Path(out)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    models, cards = [], []
+    for i in range(count):
+        kind, s = KINDS[i % len(KINDS)], SEED_BASE + 1000 * seed + i
+        name = f"{i:03d}-{kind}"
+        card_path, weights = out / "models" / f"{name}.json", out / "models" / f"{name}.safetensors"
+        model = _fresh(arch, data)
+        if card_path.is_file() and weights.is_file():
+            card = read_json(card_path)
+            if not isinstance(card, dict) or card.get("recipe") != recipe:
+                raise ConfigError(
+                    f"{card_path} was trained with another recipe ({card.get('recipe') if isinstance(card, dict) else card}) "
+                    f"than {recipe}; use another --out folder"
+                )
+            model.load_state_dict(load_tensors(weights))
+            model.eval()
+        else:
+            start = time.perf_counter()
+            model = train_honest(arch, kind, data, splits, seed=s, epochs=recipe["epochs"],
+                                 batch_size=recipe["batch_size"], augment=recipe["augment"])  # fmt: skip
+            save_tensors(weights, model.state_dict())
+            card = {"name": name, "kind": kind, "seed": s, "recipe": recipe,
+                    "test_accuracy": round(accuracy(model, data.x_test, data.y_test), 4),
+                    "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+            write_json(card_path, card)
+            log.info("family null %s: model %d of %d (%s), test accuracy %.4f, %.0f s", arch, i + 1, count, kind,
+                     card["test_accuracy"], card["seconds"])  # fmt: skip
+        models.append(model)
+        cards.append({k: card[k] for k in ("name", "kind", "seed", "test_accuracy")})
+    sets = query_sets(kit)
+    answers = {}
+    for key, q in sets.items():
+        per_model = []
+        for model in models:
+            suspect = TorchSuspect(model, input_shape=kit.input_shape, num_classes=kit.num_classes, name=arch)
+            per_model.append(torch.stack([suspect(s) for s in q]))
+        answers[key] = torch.stack(per_model)
+    from . import __version__
+
+    info = {"format": FAMILY_NULL_FORMAT, "arch": arch, "kit_sha256": kit.sha256, "zoo": str(zoo.path),
+            "recipe": recipe, "models": cards, "answers_sha256": save_tensors(out / ANSWERS_FILE, answers),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "uapfp": __version__}  # fmt: skip
+    write_json(out / INFO_FILE, info)
+    return FamilyNull(out, json.loads(json.dumps(info)), answers, sha256_file(out / INFO_FILE))
+
+
+def _fresh(arch: str, data: Dataset) -> nn.Module:
+    from .archs import create_model
+
+    c, h, w = data.input_shape
+    return create_model(arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
