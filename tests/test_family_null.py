@@ -57,24 +57,33 @@ def test_building_again_resumes_and_a_changed_recipe_is_refused(family_null, tin
     stamps = [w.stat().st_mtime_ns for w in weights]
     again = build_family_null(tiny_kit, tiny_zoo, ARCH, family_null.path, count=5, epochs=1)
     assert [w.stat().st_mtime_ns for w in weights] == stamps  # nothing trained again
-    assert again.info["answers_sha256"] == family_null.info["answers_sha256"]
+    # the same answers and the same identity: a verdict against the first build is checked against this one
+    assert again.sha256 == family_null.sha256 == FamilyNull.load(family_null.path, tiny_kit).sha256
     with pytest.raises(ConfigError, match="another recipe"):
         build_family_null(tiny_kit, tiny_zoo, ARCH, family_null.path, count=5, epochs=2)
     with pytest.raises(ConfigError, match="at least 4"):
         build_family_null(tiny_kit, tiny_zoo, ARCH, family_null.path, count=3, epochs=1)
 
 
-def test_a_damaged_null_or_one_of_another_kit_is_refused(family_null, tiny_kit, lao_kit, tmp_path):
+def test_a_damaged_null_or_one_of_another_kit_is_refused(family_null, tiny_zoo, tiny_kit, lao_kit, tmp_path):
     import shutil
 
     with pytest.raises(ConfigError, match="another kit"):
         FamilyNull.load(family_null.path, lao_kit)
     copy = tmp_path / "copy"
     shutil.copytree(family_null.path, copy)
-    with open(copy / "answers.safetensors", "r+b") as handle:
+    # built again for another kit of the same zoo: the same models answer its queries, the first kit's stay
+    other = build_family_null(lao_kit, tiny_zoo, ARCH, copy, count=5, epochs=1)
+    assert FamilyNull.load(copy, lao_kit).sha256 == other.sha256 != family_null.sha256
+    assert FamilyNull.load(copy, tiny_kit).sha256 == family_null.sha256
+    (answers,) = copy.glob(f"answers-{tiny_kit.sha256[:16]}.safetensors")
+    with open(answers, "r+b") as handle:
         handle.seek(-4, 2)
         handle.write(b"\0\0\0\1")
     with pytest.raises(KitIntegrityError, match="does not match"):
+        FamilyNull.load(copy, tiny_kit)
+    answers.unlink()
+    with pytest.raises(KitIntegrityError, match="lacks the answers"):
         FamilyNull.load(copy, tiny_kit)
     with pytest.raises(ConfigError, match="not a family null"):
         FamilyNull.load(tmp_path, tiny_kit)
@@ -91,8 +100,19 @@ def test_verify_tests_the_suspect_against_the_family_null(family_null, tiny_zoo,
     assert v.p_value == pytest.approx(prediction_greater(np.array([v.similarity]), null.mean(1).numpy()), rel=1e-3)
     assert v.family_null["sha256"] == family_null.sha256 and v.calibration == "family-null"
     assert ARCH in v.render()
-    # against the kit's calibration models the same answers give another null
-    assert verify(tiny_kit, card_suspect(card), method=method).null_count != 5
+    assert verify(tiny_kit, card_suspect(card), method=method).family_null == {}  # without it: the kit's null
+
+
+def test_a_family_null_serves_every_answer_mode_and_combined_methods(family_null, tiny_zoo, tiny_kit):
+    card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
+    v = verify(tiny_kit, card_suspect(card, output="label"), method="errors+siblings", family_null=family_null)
+    assert v.output_mode == "label" and [c["method"] for c in v.channels] == ["errors", "siblings"]
+    assert v.null_count == 5 and len(v.null_models) == 5
+    # each channel's p-value is against the family's models scored on labels, as the suspect is
+    sib = get_method("siblings")
+    null = sib.similarities(tiny_kit, family_null.answers["errors"][:, : v.fingerprints], "label").mean(1)
+    expected = prediction_greater(np.array([v.channels[1]["similarity"]]), null.numpy())
+    assert v.channels[1]["p_value"] == pytest.approx(expected, rel=1e-3)
 
 
 def test_a_family_null_tests_by_siblings_unless_told_otherwise(family_null, tiny_zoo, tiny_kit):
@@ -100,6 +120,40 @@ def test_a_family_null_tests_by_siblings_unless_told_otherwise(family_null, tiny
     assert tiny_kit.config.method == "uap" and tiny_kit.references["errors"].siblings.shape[0] >= 2
     assert verify(tiny_kit, card_suspect(card), family_null=family_null).method == "siblings"
     assert verify(tiny_kit, card_suspect(card)).method == "uap"  # the kit's own, without a family null
+    # a kit without the victim's siblings: the user is asked for a method before any query
+    from dataclasses import replace
+
+    ref = tiny_kit.references["errors"]
+    bare = replace(tiny_kit, references={**tiny_kit.references, "errors": replace(ref, siblings=ref.siblings[:0])})
+    with pytest.raises(ConfigError, match="--method"):
+        verify(bare, card_suspect(card), family_null=family_null)
+    assert verify(bare, card_suspect(card), method="errors", family_null=family_null).method == "errors"
+
+
+def test_the_benchmark_scores_every_method_against_each_suspects_family_null(family_null, tiny_zoo, tiny_kit,
+                                                                              tmp_path):  # fmt: skip
+    from dataclasses import replace
+
+    from uapfp.bench.scoring import score_suspects
+    from uapfp.bench.suspects_zoo import build_suspects
+    from uapfp.cards import load_model_from_card
+
+    data = tiny_zoo.load_dataset()
+    (rec,) = build_suspects(tmp_path, load_model_from_card(tiny_zoo.victim), data, tiny_zoo.splits(),
+                            families=(ARCH,), kinds=("honest-dv-b",), epochs=1, half=lambda family: "dev")  # fmt: skip
+    records = [rec, replace(rec, name="twin", half="test")]  # the same model in both halves
+    rows, per = score_suspects(tiny_kit, str(tmp_path), records, data, methods=("errors",), outputs=("probs", "label"),
+                               alpha=0.05, family_nulls={ARCH: family_null})  # fmt: skip
+    assert [(r["half"], r["outputs"], r["method"], r["honest"]) for r in rows] == [
+        (h, o, m, n) for h in ("dev", "test") for o in ("probs", "label")
+        for m, n in (("errors", 1), ("errors (family null)", 6))
+    ]  # fmt: skip
+    # a null's model is an honest suspect of each half, tested against the other four models of its null
+    errors = get_method("errors")
+    sims = errors.similarities(tiny_kit, family_null.answers["errors"][:, : tiny_kit.config.fingerprints], "probs")
+    row = next(p for p in per if p["kind"] == "null-dv-sgd" and p["half"] == "test" and p["outputs"] == "probs")
+    expected = prediction_greater(sims[1].numpy(), sims[[0, 2, 3, 4]].mean(1).numpy())
+    assert row["p_value"] == pytest.approx(expected, rel=1e-3)
 
 
 def test_a_query_log_is_rechecked_against_the_null_it_names(family_null, tiny_zoo, tiny_kit, tmp_path):

@@ -11,10 +11,14 @@ models of its own architecture that never saw the victim?".
 :func:`build_family_null` trains ``count`` such models with the zoo's data and recipe, in rounds of
 four kinds (on exactly D_V with Adam and with SGD, on data overlapping D_V by half, on the
 attacker's pool, disjoint from D_V), asks each every query set of the kit, and writes a folder:
-``models/`` (one weights file and card per model: resumable), ``answers.safetensors`` (their
-probabilities, per query-set name) and ``family-null.json`` (what was built, for which kit, with
-the answers' SHA-256). :meth:`FamilyNull.load` refuses a folder whose answers do not match, or
-that was built for another kit. ``uapfp verify --family-null DIR`` tests a suspect against it.
+``models/`` (one weights file and card per model: resumable), ``answers-KIT.safetensors`` (their
+probabilities, per query-set name, for the kit whose SHA-256 begins with KIT) and
+``family-null.json`` (the architecture, the recipe, the models, and for each kit the answers' file
+and SHA-256). :meth:`FamilyNull.load` refuses answers that do not match, and a folder that holds
+none for the kit. The null's identity (:attr:`FamilyNull.sha256`) is a hash of what the verdict
+depends on (architecture, recipe, models, kit, answers), so building the folder again, or for
+another kit, leaves an earlier verdict's null checkable. ``uapfp verify --family-null DIR`` tests a
+suspect against it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, KitIntegrityError
-from .storage import load_tensors, read_json, save_tensors, sha256_file, sha256_tensors, write_json
+from .storage import load_tensors, read_json, save_tensors, sha256_bytes, sha256_file, sha256_tensors, write_json
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -44,7 +48,6 @@ log = logging.getLogger(__name__)
 
 FAMILY_NULL_FORMAT = "uapfp-family-null/1"
 INFO_FILE = "family-null.json"
-ANSWERS_FILE = "answers.safetensors"
 #: The kinds of honest model, in the order each round trains them.
 KINDS = ("dv-adam", "dv-sgd", "overlap", "disjoint")
 #: Seeds of the null's models start here (the families benchmark's suspects use seeds below 10,000).
@@ -89,18 +92,20 @@ def query_sets(kit: Kit) -> dict[str, torch.Tensor]:
 
 @dataclass
 class FamilyNull:
-    """A loaded family null: honest models of one architecture, as their answers to a kit's queries.
+    """A loaded family null: honest models of one architecture, as their answers to one kit's queries.
 
     Attributes:
         path: the folder.
-        info: ``family-null.json``: the architecture, the models (kind, seed, test accuracy), the recipe,
-            the kit's SHA-256.
+        info: ``family-null.json``: the architecture, the recipe, the models (kind, seed, test accuracy),
+            and per kit the answers' file and SHA-256.
+        kit_sha256: the kit whose queries ``answers`` answer.
         answers: query-set name -> (H, S, n, K) the models' probabilities.
-        sha256: the SHA-256 of ``family-null.json``, which holds the answers' (the null's identity).
+        sha256: the null's identity: the SHA-256 of its architecture, recipe, models, kit and answers.
     """
 
     path: Path | None
     info: dict[str, Any]
+    kit_sha256: str
     answers: dict[str, torch.Tensor]
     sha256: str
 
@@ -111,6 +116,11 @@ class FamilyNull:
     @property
     def count(self) -> int:
         return int(next(iter(self.answers.values())).shape[0])
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        """The cards (name, kind, seed, test accuracy) of the models whose answers these are."""
+        return list(self.info["models"][: self.count])
 
     def similarities(self, kit: Kit, method: Method, mode: OutputMode | str, n_sets: int) -> torch.Tensor:
         """The models' similarities (H, n_sets) to the victim by ``method`` (one channel), in ``mode``:
@@ -132,9 +142,9 @@ class FamilyNull:
                 "recipe": self.info.get("recipe")}  # fmt: skip
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], kit: Kit | None = None) -> FamilyNull:
-        """Load a family null, refusing one whose answers differ from what its ``family-null.json``
-        records, or (with ``kit``) one built for another kit."""
+    def load(cls, path: str | os.PathLike[str], kit: Kit) -> FamilyNull:
+        """Load a family null's answers to ``kit``'s queries, refusing answers that differ from what its
+        ``family-null.json`` records, and a folder that holds none for this kit."""
         path = Path(path)
         info_path = path / INFO_FILE
         if not info_path.is_file():
@@ -143,34 +153,56 @@ class FamilyNull:
                 f"--arch ARCH --out {path}"
             )
         info = read_json(info_path)
-        if not isinstance(info, dict) or info.get("format") != FAMILY_NULL_FORMAT:
+        entry = info.get("kits", {}).get(kit.sha256) if isinstance(info, dict) else None
+        if (
+            not isinstance(info, dict) or info.get("format") != FAMILY_NULL_FORMAT
+            or not isinstance(info.get("arch"), str) or not isinstance(info.get("models"), list)
+            or not isinstance(info.get("kits"), dict)
+        ):  # fmt: skip
             raise KitIntegrityError(f"{info_path} is not a {FAMILY_NULL_FORMAT} file; rebuild it with uapfp family-null")
-        if sha256_file(path / ANSWERS_FILE) != info.get("answers_sha256"):
-            raise KitIntegrityError(
-                f"{path / ANSWERS_FILE} does not match {info_path} (SHA-256 differs): the null was modified or "
-                "damaged; rebuild it with uapfp family-null"
-            )
-        if kit is not None and info.get("kit_sha256") != kit.sha256:
+        if not isinstance(entry, dict):
             raise ConfigError(
-                f"the family null {path} was built for another kit (SHA-256 {info.get('kit_sha256')}); rerun uapfp "
-                f"family-null with --kit {kit.path} --out {path} (its models are kept, only their answers are asked again)"
+                f"the family null {path} holds no answers to the queries of the kit {kit.path} (it was built for "
+                f"another kit); rerun uapfp family-null with --kit {kit.path} --out {path} (its models are kept, "
+                "only their answers are asked)"
             )
-        return cls(path, info, load_tensors(path / ANSWERS_FILE), sha256_file(info_path))
+        file = path / str(entry.get("answers"))
+        if Path(str(entry.get("answers"))).name != entry.get("answers") or not file.is_file():
+            raise KitIntegrityError(f"{path} lacks the answers file {entry.get('answers')!r}; rebuild it with uapfp family-null")
+        if sha256_file(file) != entry.get("answers_sha256"):
+            raise KitIntegrityError(
+                f"{file} does not match {info_path} (SHA-256 differs): the null was modified or damaged; rebuild it "
+                "with uapfp family-null"
+            )
+        answers = load_tensors(file)
+        counts = {int(a.shape[0]) for a in answers.values()}
+        if not answers or counts != {entry.get("models")} or len(info["models"]) < min(counts):
+            raise KitIntegrityError(f"{file} does not hold {entry.get('models')} models' answers; rebuild it")
+        return cls(path, info, kit.sha256, answers, _identity(info, kit.sha256, entry))
+
+
+def _identity(info: dict[str, Any], kit_sha256: str, entry: dict[str, Any]) -> str:
+    """The null's SHA-256: of what a verdict against it depends on, not of when the folder was written."""
+    what = {"format": info["format"], "arch": info["arch"], "recipe": info.get("recipe"),
+            "models": info["models"][: entry["models"]], "kit_sha256": kit_sha256,
+            "answers_sha256": entry["answers_sha256"]}  # fmt: skip
+    return sha256_bytes(json.dumps(what, sort_keys=True).encode())
 
 
 def build_family_null(
     kit: Kit, zoo: Zoo, arch: str, out: str | os.PathLike[str], *, count: int = 12, seed: int = 0,
-    epochs: int | None = None, data_dir: str | None = None,
+    epochs: int | None = None, augment: str | None = None, data_dir: str | None = None,
 ) -> FamilyNull:  # fmt: skip
     """Train ``count`` honest models of ``arch`` (a registered name or ``package.module:factory``) on the
-    zoo's data with its recipe (``epochs``: the zoo's by default), in rounds of :data:`KINDS`; ask each
-    every query set of ``kit``; write the folder ``out``. Resumable: a model already in ``out`` with the
-    same recipe is kept, one with another is refused. The answers are asked again on every run, so a
-    null's models serve a rebuilt kit of the same zoo."""
+    zoo's data with its recipe (``epochs`` and ``augment``: the zoo's by default), in rounds of
+    :data:`KINDS`; ask each every query set of ``kit``; write the folder ``out``. Resumable: a model
+    already in ``out`` with the same recipe is kept, one with another is refused. The answers to this
+    kit's queries are asked again on every run (those of other kits are kept), so a null's models serve
+    a rebuilt kit of the same zoo."""
     from .suspects.local import TorchSuspect
     from .training import accuracy
 
-    if count < 4:
+    if count < 4:  # the benchmark tests each model against the others: 3 at least for the t-test
         raise ConfigError(f"--count must be at least 4 honest models (12 or more are advised), got {count}")
     if zoo.victim["weights_sha256"] != kit.info["victim"].get("weights_sha256"):
         raise ConfigError(f"the kit {kit.path} was not made from the zoo {zoo.path} (another victim); give its own zoo")
@@ -178,12 +210,16 @@ def build_family_null(
     if tuple(data.input_shape) != kit.input_shape or data.num_classes != kit.num_classes:
         raise ConfigError(f"the zoo's data ({data.input_shape}, {data.num_classes} classes) does not fit the kit")
     splits = zoo.splits()
-    recipe = {"arch": arch, "epochs": int(epochs or zoo.config.epochs), "batch_size": 128,
-              "augment": zoo.config.augment, "seed": seed,
+    recipe = {"arch": arch, "epochs": int(zoo.config.epochs if epochs is None else epochs), "batch_size": 128,
+              "augment": zoo.config.augment if augment is None else augment, "seed": seed,
               "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
     if recipe["epochs"] < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     out = Path(out)
+    before = read_json(out / INFO_FILE) if (out / INFO_FILE).is_file() else None
+    if before is not None and (not isinstance(before, dict) or before.get("format") != FAMILY_NULL_FORMAT
+                               or before.get("recipe") != recipe):  # fmt: skip
+        raise ConfigError(f"{out} holds a family null of another recipe or format; use another --out folder")
     (out / "models").mkdir(parents=True, exist_ok=True)
     models, cards = [], []
     for i in range(count):
@@ -223,11 +259,15 @@ def build_family_null(
         answers[key] = torch.stack(per_model)
     from . import __version__
 
-    info = {"format": FAMILY_NULL_FORMAT, "arch": arch, "kit_sha256": kit.sha256, "zoo": str(zoo.path),
-            "recipe": recipe, "models": cards, "answers_sha256": save_tensors(out / ANSWERS_FILE, answers),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "uapfp": __version__}  # fmt: skip
+    file = f"answers-{kit.sha256[:16]}.safetensors"
+    entry = {"answers": file, "answers_sha256": save_tensors(out / file, answers), "models": count}
+    known = list(before["models"]) if before else []  # models of earlier runs beyond this count stay listed
+    info = {"format": FAMILY_NULL_FORMAT, "arch": arch, "recipe": recipe, "models": cards + known[count:],
+            "kits": {**(before or {}).get("kits", {}), kit.sha256: entry}, "zoo": str(zoo.path),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "uapfp": __version__}  # fmt: skip
     write_json(out / INFO_FILE, info)
-    return FamilyNull(out, json.loads(json.dumps(info)), answers, sha256_file(out / INFO_FILE))
+    info = json.loads(json.dumps(info))
+    return FamilyNull(out, info, kit.sha256, answers, _identity(info, kit.sha256, entry))
 
 
 def _fresh(arch: str, data: Dataset) -> nn.Module:

@@ -77,7 +77,8 @@ def families(config: FamiliesConfig) -> FamiliesReport:
 
         nulls = {
             arch: build_family_null(kit, zoo, arch, Path(config.models) / f"family-null-{arch}",
-                                    count=config.family_null, epochs=config.epochs, data_dir=config.data_dir)
+                                    count=config.family_null, epochs=config.epochs, augment="none",
+                                    data_dir=config.data_dir)  # the recipe of the benchmark's suspects
             for arch in dict.fromkeys(r.arch for r in records)
         }  # fmt: skip
     rows, per_suspect = score_suspects(

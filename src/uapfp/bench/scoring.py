@@ -62,12 +62,13 @@ def score_suspects(
     # the nulls' own models: honest suspects of the family variant, each against the rest of its null
     null_of: dict[str, FamilyNull] = {}
     extra: list[SuspectRecord] = []
-    halves = {r.arch: r.half for r in records}
-    for arch, null in (family_nulls or {}).items():
-        for j, m in enumerate(null.info["models"]):
+    for arch, half in dict.fromkeys((r.arch, r.half) for r in records):  # each half with a suspect of the arch
+        null = (family_nulls or {}).get(arch)
+        for j, m in enumerate(null.models if null is not None else []):
             rec = SuspectRecord(
-                name=f"{arch}-null-{m['name']}", role="homologous", family=arch, arch=arch, kind=f"null-{m['kind']}",
-                half=halves.get(arch, "dev"), weights="", test_accuracy=m["test_accuracy"], queries=0, seconds=0.0,
+                name=f"{arch}-null-{m['name']}@{half}", role="homologous", family=arch, arch=arch,
+                kind=f"null-{m['kind']}", half=half, weights="", test_accuracy=m["test_accuracy"], queries=0,
+                seconds=0.0,
             )  # fmt: skip
             answers[rec.name] = {key: null.answers[key][j, :n] for key in keys}
             seconds[rec.name] = dict.fromkeys(keys, 0.0)  # not queried: their time is left out of the mean

@@ -176,7 +176,7 @@ def cmd_family_null(args: argparse.Namespace) -> int:
         kit, Zoo.load(args.zoo), args.arch, args.out, count=args.count, seed=args.seed, epochs=args.epochs,
         data_dir=args.data_dir,
     )  # fmt: skip
-    accuracies = [m["test_accuracy"] for m in null.info["models"]]
+    accuracies = [m["test_accuracy"] for m in null.models]
     print(
         f"family null {null.path}: {null.count} honest models of {null.arch} (test accuracy {min(accuracies):.3f} "
         f"to {max(accuracies):.3f}), sha256 {null.sha256}\n"
