@@ -174,9 +174,10 @@ def verdict_report(record: dict[str, Any]) -> str:
     if family:
         caveat = f"""The p-value says how unusual the suspect's score is among {e(record.get("null_count"))} honest
 models of the suspect's own architecture ({e(family.get("arch"))}) that the owner trained on their own data
-(uapfp family-null). It is the right null only if the suspect is of that architecture. On the families benchmark
-of uapfp (docs/results-fmnist.md), a null of the suspect's own family kept false alarms near the level where the
-kit's calibration models did not."""
+(uapfp family-null). It is the right null only if the suspect is of that architecture, and was trained about as
+thoroughly as those models: on the families benchmark of uapfp (docs/results-fmnist.md) a null of the suspect's own
+family kept false alarms near the level where the kit's calibration models did not, but honest models trained for
+half the epochs sat closer to the victim and were flagged (docs/method.md)."""
     else:
         caveat = """The p-value says how unusual the suspect's score is among the honest models the kit was
 calibrated with. It is exact for suspects like those models (the zoo's architectures and training
