@@ -61,7 +61,6 @@ def train_honest(
     """One honest model of ``arch``, of ``kind`` (:data:`KINDS`): trained on exactly D_V with Adam
     (``dv-adam``) or SGD (``dv-sgd``), on D_H overlapping D_V by half (``overlap``, Adam), or on the
     attacker's pool, disjoint from D_V (``disjoint``, Adam). Deterministic for a given ``seed``."""
-    from .archs import create_model
     from .data import homologous_indices
     from .training import TrainConfig, train_model
 
@@ -74,9 +73,8 @@ def train_honest(
         idx = splits["pool"]
     else:
         idx = v_idx
-    c, h, w = data.input_shape
     torch.manual_seed(seed)
-    model = create_model(arch, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
+    model = _fresh(arch, data)
     config = TrainConfig(optimizer="sgd" if kind == "dv-sgd" else "adam", epochs=epochs, batch_size=batch_size,
                          seed=seed, augment=augment, cpu_bf16=cpu_bf16)  # fmt: skip
     train_model(model, data.x_train[idx], data.y_train[idx], config=config, progress=False, desc=f"{arch} {kind}")
@@ -226,7 +224,6 @@ def build_family_null(
         kind, s = KINDS[i % len(KINDS)], SEED_BASE + 1000 * seed + i
         name = f"{i:03d}-{kind}"
         card_path, weights = out / "models" / f"{name}.json", out / "models" / f"{name}.safetensors"
-        model = _fresh(arch, data)
         if card_path.is_file() and weights.is_file():
             card = read_json(card_path)
             if not isinstance(card, dict) or card.get("recipe") != recipe:
@@ -234,6 +231,7 @@ def build_family_null(
                     f"{card_path} was trained with another recipe ({card.get('recipe') if isinstance(card, dict) else card}) "
                     f"than {recipe}; use another --out folder"
                 )
+            model = _fresh(arch, data)
             model.load_state_dict(load_tensors(weights))
             model.eval()
         else:
@@ -249,14 +247,11 @@ def build_family_null(
                      card["test_accuracy"], card["seconds"])  # fmt: skip
         models.append(model)
         cards.append({k: card[k] for k in ("name", "kind", "seed", "test_accuracy")})
-    sets = query_sets(kit)
-    answers = {}
-    for key, q in sets.items():
-        per_model = []
-        for model in models:
-            suspect = TorchSuspect(model, input_shape=kit.input_shape, num_classes=kit.num_classes, name=arch)
-            per_model.append(torch.stack([suspect(s) for s in q]))
-        answers[key] = torch.stack(per_model)
+    suspects = [TorchSuspect(m, input_shape=kit.input_shape, num_classes=kit.num_classes, name=arch) for m in models]
+    answers = {
+        key: torch.stack([torch.stack([suspect(s) for s in q]) for suspect in suspects])
+        for key, q in query_sets(kit).items()
+    }
     from . import __version__
 
     file = f"answers-{kit.sha256[:16]}.safetensors"

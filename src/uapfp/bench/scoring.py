@@ -41,7 +41,6 @@ def score_suspects(
     scored a second time, as ``METHOD (family null)``: each suspect against the null of its own
     architecture, and each model of a null, as one more honest suspect of its half, against the
     other models of its null."""
-    from ..evaluate import auc
     from ..methods import truncate
     from ..suspects.base import OutputMode
     from ..verify import Scoring, query_plan, score_answers
@@ -103,13 +102,14 @@ def score_suspects(
                         scored.append((rec, v, spent))
                         per_suspect.append({"half": half, "outputs": output, "method": label, **asdict(rec),
                                             "similarity": v.similarity, "p_value": v.p_value, "verdict": v.verdict})  # fmt: skip
-                    rows.append(_row(half, output, label, scored, auc))
+                    rows.append(_row(half, output, label, scored))
                     log.info("%s", rows[-1])
     return rows, per_suspect
 
 
-def _row(half: str, output: str, label: str, scored: list[Any], auc: Any) -> dict[str, Any]:
+def _row(half: str, output: str, label: str, scored: list[Any]) -> dict[str, Any]:
     """The summary row of one (half, answers, method): AUC, TPR at 1 % FPR, detections, queries, seconds."""
+    from ..evaluate import auc
     from ..verify import PIRACY
 
     pos = [v.similarity for r, v, _ in scored if r.role == "piracy"]
