@@ -188,6 +188,7 @@ def _build_zoo(
                 f"{out} holds a zoo built with other settings ({old.get('identity') if isinstance(old, dict) else old!r:.200}); "
                 "use a new --out folder or the same dataset, seed, split and victim"
             )
+    _check_victim_unchanged(out, victim)
     n_train = len(data.x_train)
     v_idx = _resolve_victim_data(victim.data, n_train, config)
     pool_idx = attacker_pool(n_train, v_idx, disjoint=config.split.pool_disjoint)
@@ -302,7 +303,7 @@ def _train_victim(
         card = {
             "role": "victim", "arch": arch, "optimizer": None, "batch_size": None, "seed": None, **common,
             "data": data_info, "attack": None, "queries": 0, "train": None, "source": str(weights),
-            **_metrics(model, data, None, None), "fidelity": 1.0, "recovery_rate": 1.0,
+            "source_sha256": sha256_file(weights), **_metrics(model, data, None, None), "fidelity": 1.0, "recovery_rate": 1.0,
             "train_seconds": 0.0, "wall_seconds": round(time.perf_counter() - start, 2), "weights_format": fmt,
         }  # fmt: skip
         if fmt == "torchscript":
@@ -322,6 +323,24 @@ def _train_victim(
         "weights_format": "safetensors",
     }  # fmt: skip
     return _write_model(out, "victim", model, card)
+
+
+def _check_victim_unchanged(out: Path, victim: VictimSource) -> None:
+    """Refuse to resume a zoo whose owner's victim file changed since the zoo took it in: every model
+    of the zoo was measured against the victim it holds, not against the new file."""
+    vpath = card_path(out, "victim")
+    if not victim.weights or not card_is_finished(vpath):
+        return
+    if not Path(victim.weights).is_file():
+        raise ConfigError(f"victim weights {victim.weights} do not exist")
+    recorded = read_card(vpath).get("source_sha256")
+    if recorded is None:  # a zoo of before the file's digest was recorded
+        log.info("the zoo's victim card records no digest of %s: cannot check that it is unchanged", victim.weights)
+    elif recorded != sha256_file(victim.weights):
+        raise ConfigError(
+            f"{victim.weights} changed since this zoo took it in as its victim (SHA-256 {recorded[:16]}...): every "
+            "model of the zoo was measured against the old one; use a new --out folder for the new victim"
+        )
 
 
 def _handed_in_model(weights: Path, factory: str | None, data: Dataset) -> tuple[nn.Module, str, str]:
