@@ -28,13 +28,25 @@ def family_null(tiny_zoo, tiny_kit, tmp_path_factory):
     return build_family_null(tiny_kit, tiny_zoo, ARCH, out, count=5, epochs=1)
 
 
+def _weights(null, index):
+    return null.path / "models" / f"{null.info['models'][index]['name']}.safetensors"
+
+
 def _model(null, index, kit):
     from uapfp.archs import create_model
 
     c, h, w = kit.input_shape
     model = create_model(ARCH, in_channels=c, image_size=(h, w), num_classes=kit.num_classes)
-    model.load_state_dict(load_tensors(null.path / "models" / f"{null.info['models'][index]['name']}.safetensors"))
+    model.load_state_dict(load_tensors(_weights(null, index)))
     return model.eval()
+
+
+def _unnamed(card, output="probs"):
+    """A zoo model as a suspect whose architecture uapfp cannot read, as a file's or a server's: these tests
+    check the numbers against an MLP null, and a suspect named as another architecture is refused."""
+    suspect = card_suspect(card, output=output)
+    suspect.architecture = None
+    return suspect
 
 
 def test_a_family_null_holds_each_models_answers_to_every_query_set(family_null, tiny_kit):
@@ -92,7 +104,7 @@ def test_a_damaged_null_or_one_of_another_kit_is_refused(family_null, tiny_zoo, 
 @pytest.mark.parametrize("method", ["uap", "errors"])
 def test_verify_tests_the_suspect_against_the_family_null(family_null, tiny_zoo, tiny_kit, method):
     card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
-    v = verify(tiny_kit, card_suspect(card), method=method, family_null=family_null)
+    v = verify(tiny_kit, _unnamed(card), method=method, family_null=family_null)
     m = get_method(method)
     # the null is the family's models scored as suspects, and the p-value the model-level test of them
     null = m.similarities(tiny_kit, family_null.answers[m.query_key][:, : v.fingerprints], "probs")
@@ -105,7 +117,7 @@ def test_verify_tests_the_suspect_against_the_family_null(family_null, tiny_zoo,
 
 def test_a_family_null_serves_every_answer_mode_and_combined_methods(family_null, tiny_zoo, tiny_kit):
     card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
-    v = verify(tiny_kit, card_suspect(card, output="label"), method="errors+siblings", family_null=family_null)
+    v = verify(tiny_kit, _unnamed(card, output="label"), method="errors+siblings", family_null=family_null)
     assert v.output_mode == "label" and [c["method"] for c in v.channels] == ["errors", "siblings"]
     assert v.null_count == 5 and len(v.null_models) == 5
     # each channel's p-value is against the family's models scored on labels, as the suspect is
@@ -118,7 +130,7 @@ def test_a_family_null_serves_every_answer_mode_and_combined_methods(family_null
 def test_a_family_null_tests_by_siblings_unless_told_otherwise(family_null, tiny_zoo, tiny_kit):
     card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
     assert tiny_kit.config.method == "uap" and tiny_kit.references["errors"].siblings.shape[0] >= 2
-    assert verify(tiny_kit, card_suspect(card), family_null=family_null).method == "siblings"
+    assert verify(tiny_kit, _unnamed(card), family_null=family_null).method == "siblings"
     assert verify(tiny_kit, card_suspect(card)).method == "uap"  # the kit's own, without a family null
     # a kit without the victim's siblings: the user is asked for a method before any query
     from dataclasses import replace
@@ -126,8 +138,8 @@ def test_a_family_null_tests_by_siblings_unless_told_otherwise(family_null, tiny
     ref = tiny_kit.references["errors"]
     bare = replace(tiny_kit, references={**tiny_kit.references, "errors": replace(ref, siblings=ref.siblings[:0])})
     with pytest.raises(ConfigError, match="--method"):
-        verify(bare, card_suspect(card), family_null=family_null)
-    assert verify(bare, card_suspect(card), method="errors", family_null=family_null).method == "errors"
+        verify(bare, _unnamed(card), family_null=family_null)
+    assert verify(bare, _unnamed(card), method="errors", family_null=family_null).method == "errors"
 
 
 def test_the_benchmark_scores_every_method_against_each_suspects_family_null(family_null, tiny_zoo, tiny_kit,
@@ -159,7 +171,7 @@ def test_the_benchmark_scores_every_method_against_each_suspects_family_null(fam
 def test_a_query_log_is_rechecked_against_the_null_it_names(family_null, tiny_zoo, tiny_kit, tmp_path):
     card = next(c for c in tiny_zoo.cards if c["role"] == "homologous")
     log = tmp_path / "q.jsonl"
-    v = verify(tiny_kit, card_suspect(card), method="errors", family_null=family_null, query_log=log)
+    v = verify(tiny_kit, _unnamed(card), method="errors", family_null=family_null, query_log=log)
     assert json.loads(log.read_text().splitlines()[0])["family_null_sha256"] == family_null.sha256
     again = recheck_query_log(tiny_kit, log, family_null=family_null)
     assert (again.p_value, again.per_fingerprint, again.null_models) == (v.p_value, v.per_fingerprint, v.null_models)
@@ -169,6 +181,30 @@ def test_a_query_log_is_rechecked_against_the_null_it_names(family_null, tiny_zo
     verify(tiny_kit, card_suspect(card), method="errors", query_log=plain)
     with pytest.raises(ConfigError, match="leave out --family-null"):
         recheck_query_log(tiny_kit, plain, family_null=family_null)
+
+
+def test_the_suspects_architecture_is_checked_where_its_spec_names_it(family_null, tiny_zoo, tiny_kit, tmp_path):
+    card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
+    named = card_suspect(card)  # a zoo card names its architecture, here not the null's
+    with pytest.raises(ConfigError, match=f"{card['id']} is of architecture {card['arch']}, .* holds honest models of {ARCH}"):
+        verify(tiny_kit, named, family_null=family_null)
+    assert named.queries == 0  # refused before any query
+    # the same architecture under its registered name or its factory; unknown where code cannot be compared
+    assert family_null.matches(ARCH) and family_null.matches("uapfp.archs.classic:mlp")
+    assert family_null.matches(card["arch"]) is False and family_null.matches("lenet5") is False
+    assert family_null.matches(None) is None and family_null.matches("not.imported.module:mlp") is None
+    assert family_null.matches("no-such-arch") is None
+    # a suspect of the null's architecture: checked, and the log and its recheck say so
+    from uapfp.suspects.spec import open_suspect
+
+    mlp = open_suspect("uapfp.archs.classic:mlp", input_shape=tiny_kit.input_shape, num_classes=tiny_kit.num_classes,
+                       weights=str(_weights(family_null, 1)))  # fmt: skip
+    log = tmp_path / "q.jsonl"
+    v = verify(tiny_kit, mlp, family_null=family_null, query_log=log)
+    assert v.family_null["suspect_architecture"] == "uapfp.archs.classic:mlp" and "(checked)" in v.render()
+    assert recheck_query_log(tiny_kit, log, family_null=family_null).family_null == v.family_null
+    unnamed = verify(tiny_kit, _unnamed(card), family_null=family_null)
+    assert unnamed.family_null["suspect_architecture"] is None and "(not checked)" in unnamed.render()
 
 
 def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_zoo, tiny_kit, tmp_path, capsys):
@@ -181,12 +217,17 @@ def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_z
     out = tmp_path / "verdict.json"
     argv = ["verify", "--kit", str(tiny_kit.path), "--suspect", str(card["_path"]), "--method", "errors",
             "--family-null", str(family_null.path), "--json", str(out)]  # fmt: skip
+    # a zoo card names its architecture: one of another is refused before any query, nothing written
+    assert main(argv) == 2 and f"holds honest models of {ARCH}" in capsys.readouterr().err and not out.exists()
+    argv[3:5] = ["--suspect", "uapfp.archs.classic:mlp", "--weights", str(_weights(family_null, 0))]
     assert main([*argv, "--report", str(tmp_path / "verdict.html")]) == 0
     record = json.loads(out.read_text())
     assert record["family_null"]["arch"] == ARCH and record["null_count"] == 5
+    assert record["family_null"]["suspect_architecture"] == "uapfp.archs.classic:mlp"
     page = (tmp_path / "verdict.html").read_text()
     assert f"5 honest models of {ARCH}" in page and f"--family-null {family_null.path}" in page
-    assert "honest models of the suspect's architecture mlp" in capsys.readouterr().out
+    assert "uapfp.archs.classic:mlp, as the suspect" in page and "checked by uapfp" in page
+    assert "honest models of the suspect's architecture mlp (checked)" in capsys.readouterr().out
     assert main(["recheck", "--kit", str(tiny_kit.path), "--log", str(out.with_suffix(".queries.jsonl")),
                  "--family-null", str(family_null.path)]) == 0  # fmt: skip
     # a folder that is no family null is one line of error, before any query

@@ -134,6 +134,17 @@ class FamilyNull:
         keep = [i for i in range(self.count) if i != index]
         return replace(self, answers={k: a[keep] for k, a in self.answers.items()})
 
+    def matches(self, architecture: str | None) -> bool | None:
+        """Whether a suspect of ``architecture`` (a registered name or ``package.module:factory``; None: not
+        known) is of this null's: True or False where uapfp can tell, None where it cannot (the suspect's
+        architecture is not known, or a factory's module is not imported, so its code cannot be compared)."""
+        if architecture is None:
+            return None
+        if architecture == self.arch:
+            return True
+        mine, theirs = _builder(self.arch), _builder(architecture)
+        return None if mine is None or theirs is None else mine == theirs
+
     def describe(self) -> dict[str, Any]:
         """What a verdict's evidence says of the null."""
         return {"path": str(self.path), "sha256": self.sha256, "arch": self.arch, "models": self.count,
@@ -177,6 +188,28 @@ class FamilyNull:
         if not answers or counts != {entry.get("models")} or len(info["models"]) < min(counts):
             raise KitIntegrityError(f"{file} does not hold {entry.get('models')} models' answers; rebuild it")
         return cls(path, info, kit.sha256, answers, _identity(info, kit.sha256, entry))
+
+
+def _builder(arch: str) -> Any:
+    """What builds ``arch``, comparable between two names of it (a registered name's factory, with the
+    arguments of a width variant; an imported ``package.module:factory``), or None where that is not known
+    without importing code."""
+    import functools
+    import sys
+
+    from .archs import arch_info
+
+    if ":" in arch:
+        module, _, name = arch.partition(":")
+        factory = getattr(sys.modules.get(module), name, None)
+    else:
+        try:
+            factory = arch_info(arch).factory
+        except ConfigError:
+            return None
+    if isinstance(factory, functools.partial):
+        return factory.func, factory.args, tuple(sorted(factory.keywords.items()))
+    return factory
 
 
 def _identity(info: dict[str, Any], kit_sha256: str, entry: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .kit import Kit
 from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
-from .verify import Scoring, Verdict, query_plan, score_answers
+from .verify import Scoring, Verdict, query_plan, score_answers, with_suspect_architecture
 
 if TYPE_CHECKING:
     from .family_null import FamilyNull
@@ -32,7 +32,8 @@ class QueryLog:
     "method", "fingerprints", "alpha", "sequential", "started"}`` (``sequential``: the run stopped once
     the sequential test settled, :mod:`uapfp.sequential`; a sequential log adds ``early_share``,
     the share of alpha its early looks spent, 0.1 where a log from before the field lacks it; a verification
-    against a family null adds ``family_null_sha256`` and ``family_null_arch``).
+    against a family null adds ``family_null_sha256``, ``family_null_arch`` and ``suspect_architecture``, the
+    suspect's architecture where uapfp found it to be the null's, else null).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
     (``uap`` for the probe points with and without the UAP, ``errors``, ``ipguard``), the set and the
     point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
@@ -55,6 +56,7 @@ class QueryLog:
         method: str = "uap",
         sequential: bool = False,
         family_null: FamilyNull | None = None,
+        suspect_architecture: str | None = None,
     ) -> None:
         self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +77,8 @@ class QueryLog:
                     "alpha": alpha,
                     "sequential": sequential,
                     **({"early_share": sequential_rule.EARLY_SHARE} if sequential else {}),
-                    **({"family_null_sha256": family_null.sha256, "family_null_arch": family_null.arch}
-                       if family_null is not None else {}),
+                    **({"family_null_sha256": family_null.sha256, "family_null_arch": family_null.arch,
+                        "suspect_architecture": suspect_architecture} if family_null is not None else {}),
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
             )
@@ -205,8 +207,10 @@ def recheck_query_log(
         f"the log holds fewer than {n_req} sets of {', '.join(short)} (budget exhausted)"
         if short and not sequential else ""
     )  # fmt: skip
-    return score_answers(
+    verdict = score_answers(
         kit, {key: torch.stack(a) if a else torch.zeros(0) for key, a in got.items()}, mode=mode, scoring=scoring,
         n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
         sequential=sequential, early_share=share if sequential else None,
     )  # fmt: skip
+    arch = header.get("suspect_architecture")
+    return with_suspect_architecture(verdict, arch if isinstance(arch, str) else None)

@@ -89,6 +89,16 @@ def _figure_against_honest(record: dict[str, Any]) -> str:
     return png(fig)
 
 
+def _suspect_architecture(family: dict[str, Any]) -> str:
+    """What the evidence says of the suspect's architecture against its family null's."""
+    if "suspect_architecture" not in family:
+        return "not recorded (a verdict of before it was)"
+    if family["suspect_architecture"]:
+        return f"{family['suspect_architecture']}, as the suspect's spec names it: the null's, checked by uapfp"
+    return (f"not checked by uapfp (a file or a server does not name it): that it is {family.get('arch')} is the "
+            "owner's word")
+
+
 def _figure_per_set(record: dict[str, Any]) -> str | None:
     sims = [v for v in record.get("per_fingerprint") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     if not sims:
@@ -205,7 +215,8 @@ it was made; "not shown" is not proof of innocence.</p>
     ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
     *([("family null", f"{family.get('models')} honest models of {family.get('arch')}, {family.get('path')}"),
-       ("family null SHA-256", mono(family.get("sha256")))] if family else []),
+       ("family null SHA-256", mono(family.get("sha256"))),
+       ("the suspect's architecture", _suspect_architecture(family))] if family else []),
 ])}</table>
 {"<h2>Channels</h2><table><tr><th>method</th><th>similarity</th><th>p-value</th><th>sets</th></tr>" + channel_rows + "</table>" if len(channels) > 1 else ""}
 {f'<h2>Per query set</h2><img alt="similarity per query set" src="{per_set}">' if per_set else ""}

@@ -112,7 +112,8 @@ class Verdict:
 
     def _null_source(self) -> str:
         if self.family_null:
-            return (f"honest models of the suspect's architecture {self.family_null['arch']}, "
+            checked = "checked" if self.family_null.get("suspect_architecture") else "not checked"
+            return (f"honest models of the suspect's architecture {self.family_null['arch']} ({checked}), "
                     f"family null sha256 {self.family_null['sha256'][:16]}")  # fmt: skip
         return f"calibration {self.calibration}"
 
@@ -239,12 +240,14 @@ def verify(
         )
     if suspect.num_classes != kit.num_classes:
         raise SuspectError(f"suspect returns {suspect.num_classes} classes, the kit expects {kit.num_classes}")
+    checked = family_architecture(family_null, suspect)
     mode = suspect.output
     q0 = suspect.queries
     plan = query_plan(scoring.method)
     logger = (
         QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha,
-                 method=scoring.method.name, sequential=sequential, family_null=scoring.family)
+                 method=scoring.method.name, sequential=sequential, family_null=scoring.family,
+                 suspect_architecture=checked)
         if query_log else None
     )  # fmt: skip
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
@@ -275,11 +278,36 @@ def verify(
         if logger:
             logger.close()
     if settled is not None:  # the answers are those it was scored on: only the counts are new
-        return replace(settled, queries=suspect.queries - q0, seconds=time.perf_counter() - start)
-    return score_answers(
-        kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
-        queries=suspect.queries - q0, start=start, message=message, sequential=sequential,
-    )  # fmt: skip
+        verdict = replace(settled, queries=suspect.queries - q0, seconds=time.perf_counter() - start)
+    else:
+        verdict = score_answers(
+            kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
+            queries=suspect.queries - q0, start=start, message=message, sequential=sequential,
+        )  # fmt: skip
+    return with_suspect_architecture(verdict, checked)
+
+
+def family_architecture(family_null: FamilyNull | None, suspect: Suspect) -> str | None:
+    """The suspect's architecture where it is known to be the family null's (None: no family null, or an
+    architecture uapfp cannot read, as for a file or a server); a ConfigError, before any query, where it
+    is known to be another: a null of another family flags honest models (docs/method.md)."""
+    if family_null is None:
+        return None
+    same = family_null.matches(suspect.architecture)
+    if same is False:
+        raise ConfigError(
+            f"{suspect.name} is of architecture {suspect.architecture}, and the family null {family_null.path} holds honest models of "
+            f"{family_null.arch}: a null of another architecture flags honest models. Build one of the suspect's with "
+            f"uapfp family-null --arch {suspect.architecture}"
+        )
+    return suspect.architecture if same else None
+
+
+def with_suspect_architecture(verdict: Verdict, architecture: str | None) -> Verdict:
+    """``verdict`` with what is known of the suspect's architecture in its family null's record."""
+    if not verdict.family_null:
+        return verdict
+    return replace(verdict, family_null={**verdict.family_null, "suspect_architecture": architecture})
 
 
 def _stacked(answers: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -77,6 +77,9 @@ class Suspect(ABC):
         name: a label for logs and reports.
     """
 
+    #: The suspect's architecture where its spec names it (a zoo card's ``arch``, a ``package.module:factory``);
+    #: None for a file or a server, whose architecture uapfp cannot read. ``verify --family-null`` checks it.
+    architecture: str | None = None
     #: What to tell a user whose suspect answered negative numbers (a backend may know the fix).
     negative_hint = "it returns something other than probabilities"
 

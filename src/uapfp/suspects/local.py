@@ -21,6 +21,7 @@ class TorchSuspect(Suspect):
         logits: True when the model returns logits (softmax applied here); False when it
             returns probabilities, which are then checked.
         batch_size: images per forward pass.
+        architecture: what the model is, where known (:attr:`Suspect.architecture`).
         input_shape, num_classes, output, max_queries, name: as for :class:`Suspect`.
     """
 
@@ -35,6 +36,7 @@ class TorchSuspect(Suspect):
         name: str = "suspect",
         logits: bool = True,
         batch_size: int = INFERENCE_BATCH,
+        architecture: str | None = None,
     ) -> None:
         super().__init__(
             input_shape=input_shape, num_classes=num_classes, output=output, max_queries=max_queries, name=name
@@ -42,6 +44,7 @@ class TorchSuspect(Suspect):
         self.model = model.eval() if isinstance(model, nn.Module) else model
         self.logits = logits
         self.batch_size = batch_size
+        self.architecture = architecture
 
     def _answer(self, x: torch.Tensor) -> torch.Tensor:
         outs = []

@@ -112,7 +112,7 @@ def _open_factory(r: Request) -> Suspect:
         model = model_with_weights(r.spec, r.weights, input_shape=input_shape, num_classes=num_classes)
     return TorchSuspect(
         model, input_shape=input_shape, num_classes=num_classes, output=output, max_queries=r.max_queries,
-        name=r.spec,
+        name=r.spec, architecture=r.spec,
     )  # fmt: skip
 
 
@@ -175,4 +175,5 @@ def card_suspect(
     return TorchSuspect(
         load_model_from_card(card), input_shape=tuple(card["input_shape"]), num_classes=card["num_classes"],
         output=output, max_queries=max_queries, name=card["id"], batch_size=batch_size,
+        architecture=None if card.get("arch") == "torchscript" else card.get("arch"),
     )  # fmt: skip
