@@ -143,3 +143,10 @@ if __name__ == "__main__":  # python -m tests.helpers: serve broken_server_app o
         port=0,
         on_ready=lambda base: print(f"serving broken models at {base}/v2/models/nan", flush=True),
     )
+
+
+def paper_c(in_channels: int = 1, image_size: tuple[int, int] = (28, 28), num_classes: int = 10) -> nn.Module:
+    """The registered architecture C through a factory of the user's: the same architecture under another name."""
+    from uapfp.archs import create_model
+
+    return create_model("C", in_channels=in_channels, image_size=image_size, num_classes=num_classes)

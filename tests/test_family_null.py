@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from uapfp.cli import main
 from uapfp.errors import ConfigError, KitIntegrityError
-from uapfp.family_null import KINDS, FamilyNull, build_family_null, query_sets
+from uapfp.family_null import KINDS, FamilyNull, build_family_null, query_sets, same_architecture
 from uapfp.methods import get_method
 from uapfp.querylog import recheck_query_log
 from uapfp.significance import prediction_greater
@@ -189,11 +190,14 @@ def test_the_suspects_architecture_is_checked_where_its_spec_names_it(family_nul
     with pytest.raises(ConfigError, match=f"{card['id']} is of architecture {card['arch']}, .* holds honest models of {ARCH}"):
         verify(tiny_kit, named, family_null=family_null)
     assert named.queries == 0  # refused before any query
-    # the same architecture under its registered name or its factory; unknown where code cannot be compared
-    assert family_null.matches(ARCH) and family_null.matches("uapfp.archs.classic:mlp")
-    assert family_null.matches(card["arch"]) is False and family_null.matches("lenet5") is False
-    assert family_null.matches(None) is None and family_null.matches("not.imported.module:mlp") is None
-    assert family_null.matches("no-such-arch") is None
+    # one architecture under several names (the same parameters); unknown where code may not be imported
+    import tests.helpers  # noqa: F401  (imported, as opening a suspect of it would)
+
+    same = functools.partial(same_architecture, input_shape=tiny_kit.input_shape, num_classes=tiny_kit.num_classes)
+    assert same(ARCH, ARCH) and same(ARCH, "uapfp.archs.classic:mlp") and same("tests.helpers:paper_c", "C")
+    assert same("resnet18", "resnet18-w1") and same("resnet18", "resnet18-w2") is False
+    assert same(ARCH, card["arch"]) is False and same(ARCH, "lenet5") is False
+    assert same(ARCH, "not.imported.module:mlp") is None and same(ARCH, "no-such-arch") is None
     # a suspect of the null's architecture: checked, and the log and its recheck say so
     from uapfp.suspects.spec import open_suspect
 
@@ -201,10 +205,18 @@ def test_the_suspects_architecture_is_checked_where_its_spec_names_it(family_nul
                        weights=str(_weights(family_null, 1)))  # fmt: skip
     log = tmp_path / "q.jsonl"
     v = verify(tiny_kit, mlp, family_null=family_null, query_log=log)
-    assert v.family_null["suspect_architecture"] == "uapfp.archs.classic:mlp" and "(checked)" in v.render()
+    assert v.family_null["suspect_architecture"] == "uapfp.archs.classic:mlp" and v.family_null["architecture_checked"]
+    assert "(checked)" in v.render()
     assert recheck_query_log(tiny_kit, log, family_null=family_null).family_null == v.family_null
+    # a header that claims another architecture than the null's is refused by recheck
+    lines = log.read_text().splitlines()
+    header = json.loads(lines[0]) | {"suspect_architecture": "lenet5"}
+    log.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match="not the null's"):
+        recheck_query_log(tiny_kit, log, family_null=family_null)
     unnamed = verify(tiny_kit, _unnamed(card), family_null=family_null)
-    assert unnamed.family_null["suspect_architecture"] is None and "(not checked)" in unnamed.render()
+    assert unnamed.family_null["suspect_architecture"] is None and not unnamed.family_null["architecture_checked"]
+    assert "(not checked)" in unnamed.render()
 
 
 def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_zoo, tiny_kit, tmp_path, capsys):
@@ -224,6 +236,7 @@ def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_z
     record = json.loads(out.read_text())
     assert record["family_null"]["arch"] == ARCH and record["null_count"] == 5
     assert record["family_null"]["suspect_architecture"] == "uapfp.archs.classic:mlp"
+    assert record["family_null"]["architecture_checked"] is True
     page = (tmp_path / "verdict.html").read_text()
     assert f"5 honest models of {ARCH}" in page and f"--family-null {family_null.path}" in page
     assert "uapfp.archs.classic:mlp, as the suspect" in page and "checked by uapfp" in page

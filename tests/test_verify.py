@@ -210,14 +210,22 @@ def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
         assert torch.allclose(ref.siblings[i], predict_logits(model, ref.queries.flatten(0, 1)).softmax(-1).view_as(ref.victim), atol=1e-6)
     victim = open_suspect("tests.helpers:tiny_mlp", input_shape=(1, 28, 28), num_classes=10, weights=files[0])
     assert math.isfinite(verify(kit, victim, method="siblings").similarity)
-    # so is the victim retrained in place: refused before anything is rewritten
+    # the victim retrained in place: refused before anything is rewritten, also where the zoo's copy of it
+    # is damaged (the victim would be taken in again beside models measured against the old one)
     original = Path(files[0]).read_bytes()
     save_file(tiny_mlp().state_dict(), files[0])
-    capsys.readouterr()
-    assert main(build) == 2 and "changed since this zoo took it in" in capsys.readouterr().err
-    assert {c["id"]: c["weights_sha256"] for c in Zoo.load(zoo_dir).cards} == before
+    held = {p: p.read_bytes() for p in zoo_dir.rglob("*") if p.is_file()}
+    copy = zoo_dir / "models" / read_json(zoo_dir / "models" / "victim.json")["weights"]
+    for damaged in (False, True):
+        if damaged:
+            copy.write_bytes(b"damaged")
+            held[copy] = b"damaged"
+        capsys.readouterr()
+        assert main(build) == 2 and "changed since this zoo took it in" in capsys.readouterr().err
+        assert {p: p.read_bytes() for p in zoo_dir.rglob("*") if p.is_file()} == held
     Path(files[0]).write_bytes(original)
-    assert main(build) == 0
+    assert main(build) == 0  # the victim is taken in again from the owner's unchanged file
+    assert {c["id"]: c["weights_sha256"] for c in Zoo.load(zoo_dir).cards} == before
     # a sibling retrained in place is another zoo: refused, not resumed with the old one
     save_file(tiny_mlp().state_dict(), files[2])
     capsys.readouterr()

@@ -134,17 +134,6 @@ class FamilyNull:
         keep = [i for i in range(self.count) if i != index]
         return replace(self, answers={k: a[keep] for k, a in self.answers.items()})
 
-    def matches(self, architecture: str | None) -> bool | None:
-        """Whether a suspect of ``architecture`` (a registered name or ``package.module:factory``; None: not
-        known) is of this null's: True or False where uapfp can tell, None where it cannot (the suspect's
-        architecture is not known, or a factory's module is not imported, so its code cannot be compared)."""
-        if architecture is None:
-            return None
-        if architecture == self.arch:
-            return True
-        mine, theirs = _builder(self.arch), _builder(architecture)
-        return None if mine is None or theirs is None else mine == theirs
-
     def describe(self) -> dict[str, Any]:
         """What a verdict's evidence says of the null."""
         return {"path": str(self.path), "sha256": self.sha256, "arch": self.arch, "models": self.count,
@@ -190,26 +179,33 @@ class FamilyNull:
         return cls(path, info, kit.sha256, answers, _identity(info, kit.sha256, entry))
 
 
-def _builder(arch: str) -> Any:
-    """What builds ``arch``, comparable between two names of it (a registered name's factory, with the
-    arguments of a width variant; an imported ``package.module:factory``), or None where that is not known
-    without importing code."""
-    import functools
+def same_architecture(a: str, b: str, *, input_shape: tuple[int, int, int], num_classes: int) -> bool | None:
+    """Whether architectures ``a`` and ``b`` (registered names or ``package.module:factory``) are the same:
+    the same name, or models built by both with the same parameters and buffers (names and shapes), for
+    inputs ``input_shape`` and ``num_classes`` classes. None where one cannot be built without importing code
+    this run was not allowed to import (a factory whose module is neither imported nor trusted)."""
+    if a == b:
+        return True
+    one, other = (_signature(x, input_shape, num_classes) for x in (a, b))
+    return None if one is None or other is None else one == other
+
+
+def _signature(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> tuple | None:
+    """The names and shapes of a fresh ``arch`` model's state, or None where it cannot be built here."""
     import sys
 
-    from .archs import arch_info
+    from .archs import create_model, is_trusted, module_of, trusting
 
-    if ":" in arch:
-        module, _, name = arch.partition(":")
-        factory = getattr(sys.modules.get(module), name, None)
-    else:
-        try:
-            factory = arch_info(arch).factory
-        except ConfigError:
-            return None
-    if isinstance(factory, functools.partial):
-        return factory.func, factory.args, tuple(sorted(factory.keywords.items()))
-    return factory
+    user = ":" in arch
+    if user and not (is_trusted(module_of(arch)) or module_of(arch) in sys.modules):
+        return None
+    c, h, w = input_shape
+    try:
+        with trusting([module_of(arch)] if user else []):  # imported already, by opening the suspect
+            model = create_model(arch, in_channels=c, image_size=(h, w), num_classes=num_classes)
+    except ConfigError:  # not a registered name, not a factory of that module
+        return None
+    return tuple((name, tuple(t.shape)) for name, t in model.state_dict().items())
 
 
 def _identity(info: dict[str, Any], kit_sha256: str, entry: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,8 +32,9 @@ class QueryLog:
     "method", "fingerprints", "alpha", "sequential", "started"}`` (``sequential``: the run stopped once
     the sequential test settled, :mod:`uapfp.sequential`; a sequential log adds ``early_share``,
     the share of alpha its early looks spent, 0.1 where a log from before the field lacks it; a verification
-    against a family null adds ``family_null_sha256``, ``family_null_arch`` and ``suspect_architecture``, the
-    suspect's architecture where uapfp found it to be the null's, else null).
+    against a family null adds ``family_null_sha256``, ``family_null_arch``, and ``suspect_architecture`` and
+    ``architecture_checked``: the architecture the suspect's spec named, null for a file or a server, and
+    whether uapfp found it to be the null's).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
     (``uap`` for the probe points with and without the UAP, ``errors``, ``ipguard``), the set and the
     point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
@@ -56,7 +57,7 @@ class QueryLog:
         method: str = "uap",
         sequential: bool = False,
         family_null: FamilyNull | None = None,
-        suspect_architecture: str | None = None,
+        suspect_architecture: dict[str, Any] | None = None,
     ) -> None:
         self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ class QueryLog:
                     "sequential": sequential,
                     **({"early_share": sequential_rule.EARLY_SHARE} if sequential else {}),
                     **({"family_null_sha256": family_null.sha256, "family_null_arch": family_null.arch,
-                        "suspect_architecture": suspect_architecture} if family_null is not None else {}),
+                        **(suspect_architecture or {})} if family_null is not None else {}),
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
             )
@@ -212,5 +213,22 @@ def recheck_query_log(
         n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
         sequential=sequential, early_share=share if sequential else None,
     )  # fmt: skip
-    arch = header.get("suspect_architecture")
-    return with_suspect_architecture(verdict, arch if isinstance(arch, str) else None)
+    return with_suspect_architecture(verdict, _logged_architecture(path, header, family_null, kit))
+
+
+def _logged_architecture(path: str | os.PathLike[str], header: dict[str, Any], family_null: FamilyNull | None,
+                         kit: Kit) -> dict[str, Any]:  # fmt: skip
+    """What the log's header says of the suspect's architecture, where it says it (a log of before it did
+    says nothing); refused where it names an architecture that is not the null's."""
+    if family_null is None or "architecture_checked" not in header:
+        return {}
+    named, checked = header.get("suspect_architecture"), header.get("architecture_checked")
+    if not (named is None or isinstance(named, str)) or not isinstance(checked, bool) or (checked and named is None):
+        raise ConfigError(f"{path}: the header's suspect_architecture {named!r} or architecture_checked {checked!r} is malformed")
+    from .family_null import same_architecture
+
+    if named is not None and same_architecture(
+        named, family_null.arch, input_shape=kit.input_shape, num_classes=kit.num_classes
+    ) is False:  # fmt: skip
+        raise ConfigError(f"{path} says the suspect is of architecture {named}, which is not the null's ({family_null.arch})")
+    return {"suspect_architecture": named, "architecture_checked": checked}

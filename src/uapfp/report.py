@@ -91,12 +91,15 @@ def _figure_against_honest(record: dict[str, Any]) -> str:
 
 def _suspect_architecture(family: dict[str, Any]) -> str:
     """What the evidence says of the suspect's architecture against its family null's."""
-    if "suspect_architecture" not in family:
+    if "architecture_checked" not in family:
         return "not recorded (a verdict of before it was)"
-    if family["suspect_architecture"]:
-        return f"{family['suspect_architecture']}, as the suspect's spec names it: the null's, checked by uapfp"
-    return (f"not checked by uapfp (a file or a server does not name it): that it is {family.get('arch')} is the "
-            "owner's word")
+    named, arch = family.get("suspect_architecture"), family.get("arch")
+    if family["architecture_checked"]:
+        return f"{named}, as the suspect's spec names it: the null's ({arch}), checked by uapfp"
+    if named:
+        return (f"{named}, as the suspect's spec names it; uapfp could not compare it with the null's ({arch}) without "
+                f"running code this run was not allowed to import: that it is {arch} is the owner's word")
+    return f"not named by the suspect (a file or a server): that it is {arch} is the owner's word"
 
 
 def _figure_per_set(record: dict[str, Any]) -> str | None:

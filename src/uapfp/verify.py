@@ -112,8 +112,8 @@ class Verdict:
 
     def _null_source(self) -> str:
         if self.family_null:
-            checked = "checked" if self.family_null.get("suspect_architecture") else "not checked"
-            return (f"honest models of the suspect's architecture {self.family_null['arch']} ({checked}), "
+            checked = {True: " (checked)", False: " (not checked)"}.get(self.family_null.get("architecture_checked"), "")
+            return (f"honest models of the suspect's architecture {self.family_null['arch']}{checked}, "
                     f"family null sha256 {self.family_null['sha256'][:16]}")  # fmt: skip
         return f"calibration {self.calibration}"
 
@@ -240,7 +240,7 @@ def verify(
         )
     if suspect.num_classes != kit.num_classes:
         raise SuspectError(f"suspect returns {suspect.num_classes} classes, the kit expects {kit.num_classes}")
-    checked = family_architecture(family_null, suspect)
+    checked = family_architecture(family_null, suspect, kit)
     mode = suspect.output
     q0 = suspect.queries
     plan = query_plan(scoring.method)
@@ -287,27 +287,34 @@ def verify(
     return with_suspect_architecture(verdict, checked)
 
 
-def family_architecture(family_null: FamilyNull | None, suspect: Suspect) -> str | None:
-    """The suspect's architecture where it is known to be the family null's (None: no family null, or an
-    architecture uapfp cannot read, as for a file or a server); a ConfigError, before any query, where it
-    is known to be another: a null of another family flags honest models (docs/method.md)."""
+def family_architecture(family_null: FamilyNull | None, suspect: Suspect, kit: Kit) -> dict[str, Any]:
+    """What a verdict against ``family_null`` records of the suspect's architecture: the name its spec gives
+    (``suspect_architecture``, None for a file or a server) and whether uapfp found it to be the null's
+    (``architecture_checked``). A ConfigError, before any query, where it found another: a null of another
+    family flags honest models (docs/method.md). Empty without a family null."""
     if family_null is None:
-        return None
-    same = family_null.matches(suspect.architecture)
+        return {}
+    from .family_null import same_architecture
+
+    named = suspect.architecture
+    same = None if named is None else same_architecture(
+        named, family_null.arch, input_shape=kit.input_shape, num_classes=kit.num_classes
+    )  # fmt: skip
     if same is False:
         raise ConfigError(
-            f"{suspect.name} is of architecture {suspect.architecture}, and the family null {family_null.path} holds honest models of "
+            f"{suspect.name} is of architecture {named}, and the family null {family_null.path} holds honest models of "
             f"{family_null.arch}: a null of another architecture flags honest models. Build one of the suspect's with "
-            f"uapfp family-null --arch {suspect.architecture}"
+            f"uapfp family-null --arch {named}"
         )
-    return suspect.architecture if same else None
+    return {"suspect_architecture": named, "architecture_checked": bool(same)}
 
 
-def with_suspect_architecture(verdict: Verdict, architecture: str | None) -> Verdict:
-    """``verdict`` with what is known of the suspect's architecture in its family null's record."""
-    if not verdict.family_null:
+def with_suspect_architecture(verdict: Verdict, architecture: dict[str, Any]) -> Verdict:
+    """``verdict`` with what is known of the suspect's architecture (:func:`family_architecture`) in its family
+    null's record."""
+    if not verdict.family_null or not architecture:
         return verdict
-    return replace(verdict, family_null={**verdict.family_null, "suspect_architecture": architecture})
+    return replace(verdict, family_null={**verdict.family_null, **architecture})
 
 
 def _stacked(answers: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -327,15 +327,24 @@ def _train_victim(
 
 def _check_victim_unchanged(out: Path, victim: VictimSource) -> None:
     """Refuse to resume a zoo whose owner's victim file changed since the zoo took it in: every model
-    of the zoo was measured against the victim it holds, not against the new file."""
+    of the zoo was measured against the victim it holds, not against the new file. The digest is read
+    from the victim's card even where the zoo's copy of the weights is damaged (the victim would then be
+    taken in again, beside models measured against the old one)."""
     vpath = card_path(out, "victim")
-    if not victim.weights or not card_is_finished(vpath):
+    if not victim.weights or not vpath.is_file():
         return
+    try:
+        card = read_json(vpath)
+    except ConfigError:  # a damaged card: nothing to check against
+        return
+    if not isinstance(card, dict):
+        return
+    recorded = card.get("source_sha256")
     if not Path(victim.weights).is_file():
-        raise ConfigError(f"victim weights {victim.weights} do not exist")
-    recorded = read_card(vpath).get("source_sha256")
+        log.warning("victim weights %s are gone: resuming with the zoo's copy of the victim, unchecked", victim.weights)
+        return
     if recorded is None:  # a zoo of before the file's digest was recorded
-        log.info("the zoo's victim card records no digest of %s: cannot check that it is unchanged", victim.weights)
+        log.warning("the zoo's victim card records no digest of %s: cannot check that it is unchanged", victim.weights)
     elif recorded != sha256_file(victim.weights):
         raise ConfigError(
             f"{victim.weights} changed since this zoo took it in as its victim (SHA-256 {recorded[:16]}...): every "
