@@ -203,8 +203,8 @@ def _signature(arch: str, input_shape: tuple[int, int, int], num_classes: int) -
     try:
         with trusting([module_of(arch)] if user else []):  # imported already, by opening the suspect
             model = create_model(arch, in_channels=c, image_size=(h, w), num_classes=num_classes)
-    except ConfigError:  # not a registered name, not a factory of that module
-        return None
+    except Exception:  # not a registered name, no factory of that module, or one that fails for this input:
+        return None  # then the two cannot be compared, which the verdict records (not a refusal)
     return tuple((name, tuple(t.shape)) for name, t in model.state_dict().items())
 
 
