@@ -97,8 +97,9 @@ def _suspect_architecture(family: dict[str, Any]) -> str:
     if family["architecture_checked"]:
         return f"{named}, as the suspect's spec names it: the null's ({arch}), checked by uapfp"
     if named:
-        return (f"{named}, as the suspect's spec names it; uapfp could not compare it with the null's ({arch}) without "
-                f"running code this run was not allowed to import: that it is {arch} is the owner's word")
+        return (f"{named}, as the suspect's spec names it; uapfp could not compare it with the null's ({arch}): its "
+                f"code may not be imported on this run, or does not build for the kit's input. That it is {arch} is the "
+                "owner's word")
     return f"not named by the suspect (a file or a server): that it is {arch} is the owner's word"
 
 
