@@ -21,6 +21,11 @@ recipes (which the recipe study trains into ``runs/family-null-recipe-KIT``: run
   class's entry set to zero, divided by what is left; an answer that gives the true class everything
   contributes zeros), so that how often a model is wrong does not count, only where it goes when it is.
 
+Then two more tables: nulls that span recipes (the 12 with the `long` or the `short` models), each with and
+without a line in the suspect's accuracy on the error images (a prediction interval of the regression), each
+recipe tested against a null without it; and whether a warning on a suspect less accurate on the error images
+than every model of its null would single out the honest models the null flags.
+
 The answers of the benchmark's suspects and the zoo's models come from the cache the other studies of
 the half write (``runs/study-siblings-level-KIT-HALF.pt``); the recipe models' answers are cached in
 ``runs/study-recipe-robust-KIT-HALF.pt``.
