@@ -128,6 +128,18 @@ def null_stats(a: str, mode: str) -> list[dict[str, float]]:
     return [statistics(ans[i], mode) for i in range(ans.shape[0])]
 
 
+def family_of(key: str) -> str:
+    """The architecture of a recipe model's key, ``recipe/family-kind``."""
+    return key.split("/")[1].split("-")[0]
+
+
+def cell(ps: list[float]) -> str:
+    """Those of the p-values ``ps`` below 0.01 and 0.05, of how many."""
+    return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
+
+
+copies = [i for i in bench if bench[i]["role"] == "piracy"]
+honest = [i for i in bench if bench[i]["role"] == "homologous"]
 print(
     f"{args.half} half, {Path(args.kit).name}: against each suspect's own family's null ({nulls[families[0]].count} "
     "honest models of its architecture, the benchmark's recipe), alpha 0.01; 0.05"
@@ -144,15 +156,9 @@ for mode in ("probs", "label"):
     for stat in sus[next(iter(sus))]:
         null_of = {a: np.array([s[stat] for s in v]) for a, v in ns.items()}
         p = {i: prediction_greater(np.array([s[stat]]), null_of[arch[i]]) for i, s in sus.items()}
-        copies = [i for i in bench if bench[i]["role"] == "piracy"]
-        honest = [i for i in bench if bench[i]["role"] == "homologous"]
-
-        def cell(ps: list[float]) -> str:
-            return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
-
         loo = [prediction_greater(v[j : j + 1], np.delete(v, j)) for a, v in null_of.items() if a in families
                for j in range(len(v))]  # fmt: skip
-        recipe_cells = [cell([prediction_greater(np.array([s[stat]]), null_of[k.split("/")[1].split("-")[0]])
+        recipe_cells = [cell([prediction_greater(np.array([s[stat]]), null_of[family_of(k)])
                               for k, s in rec.items() if k.startswith(r + "/")]) for r in RECIPES]  # fmt: skip
         pos, neg = [sus[i][stat] for i in copies], [sus[i][stat] for i in honest]
         fam_auc = ", ".join(
@@ -186,15 +192,6 @@ def err_accuracy(a: torch.Tensor) -> float:
     return float((a[:n_sets].argmax(-1) == ref.labels).float().mean())
 
 
-def family_of(key: str) -> str:
-    """The architecture of a recipe model's key, ``recipe/family-kind``."""
-    return key.split("/")[1].split("-")[0]
-
-
-def cell(ps: list[float]) -> str:
-    return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
-
-
 print(
     "\nnulls per family: the 12, with the `long` or `short` models added; `line`: the statistic regressed on the "
     "accuracy on the error images. Each recipe's models against a null without them. alpha 0.01; 0.05"
@@ -204,8 +201,6 @@ print(
     "`short` flagged |"
 )
 print("|---" * 8 + "|")
-copies = [i for i in bench if bench[i]["role"] == "piracy"]
-honest = [i for i in bench if bench[i]["role"] == "homologous"]
 acc_null = {a: [err_accuracy(v.answers["errors"][i]) for i in range(v.count)] for a, v in nulls.items()}
 acc = {**{i: err_accuracy(answers[i]) for i in bench}, **{k: err_accuracy(v) for k, v in recipe_answers.items()}}
 for mode in ("probs", "label"):
