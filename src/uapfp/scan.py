@@ -211,8 +211,8 @@ def scan(
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    out = ensure_writable_dir(Path(out))
     kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
+    out = ensure_writable_dir(Path(out))
     rows: dict[str, ScanRow] = {}
     todo = []
     wanted = _resumable(kit, settings)

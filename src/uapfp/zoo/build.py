@@ -138,13 +138,19 @@ def build_zoo(
     (:mod:`uapfp.zoo.distributed`).
     """
     out = Path(out)
+    new = not out.exists()
     ensure_writable_dir(out)
     victim = victim or VictimSource()
     named = [a for a in (*config.archs, victim.factory) if a and ":" in a]
-    with trusting(module_of(a) for a in named):
-        return _build_zoo(
-            out, config, victim, data_dir=data_dir, progress=progress, dataset=dataset, ray_address=ray_address
-        )
+    try:
+        with trusting(module_of(a) for a in named):
+            return _build_zoo(
+                out, config, victim, data_dir=data_dir, progress=progress, dataset=dataset, ray_address=ray_address
+            )
+    except ConfigError:
+        if new and not any(out.iterdir()):  # refused before anything was written: leave no empty folder behind
+            out.rmdir()
+        raise
 
 
 def remove_orphans(out: Path) -> list[Path]:
