@@ -288,3 +288,17 @@ class UniquePointStudy:
 def counts(p: dict[str, float], copies: list[str], honest: list[str], alpha: float) -> str:
     """``detected/copies, flagged/honest`` at ``alpha`` for p-values ``p`` (suspect -> p-value)."""
     return f"{sum(p[i] < alpha for i in copies)}/{len(copies)}, {sum(p[i] < alpha for i in honest)}/{len(honest)}"
+
+
+def p_left_out(sim: dict[str, float], x: str, null: list[str]) -> float:
+    """The kit's test (prediction t-test) of ``x``'s similarity against those of the models ``null``, ``x`` left out."""
+    import numpy as np
+
+    from uapfp.significance import prediction_greater
+
+    return prediction_greater(np.array([sim[x]]), np.array([sim[j] for j in null if j != x]))
+
+
+def cell(ps: list[float]) -> str:
+    """Those of the p-values ``ps`` below 0.01 and 0.05, of how many."""
+    return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"

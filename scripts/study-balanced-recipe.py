@@ -30,16 +30,14 @@ import functools
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from _study import UniquePointStudy
+from _study import UniquePointStudy, cell, p_left_out
 
 from uapfp.archs import create_model
 from uapfp.bench.suspects_zoo import DEV_FAMILIES, TEST_FAMILIES
 from uapfp.evaluate import auc
 from uapfp.family_null import KINDS
 from uapfp.methods import truncate
-from uapfp.significance import prediction_greater
 from uapfp.storage import load_tensors
 from uapfp.suspects.local import TorchSuspect
 
@@ -81,16 +79,6 @@ for key in files:
     st.on_errors[key], st.on_unique[key] = stored[f"{key}#errors"], stored[f"{key}#unique"]
 
 
-def p_of(sim: dict[str, float], x: str, null: list[str]) -> float:
-    """The p-value of ``x``'s similarity against those of the models ``null`` (``x`` itself left out)."""
-    return prediction_greater(np.array([sim[x]]), np.array([sim[j] for j in null if j != x]))
-
-
-def cell(ps: list[float]) -> str:
-    """Those of the p-values ``ps`` below 0.01 and 0.05, of how many."""
-    return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
-
-
 print(
     f"{args.half} half, {Path(args.kit).name}: each suspect against its own architecture's family null (12 honest "
     "models, the benchmark's recipe; the null's own models each against the other 11); alpha 0.01; 0.05"
@@ -104,7 +92,7 @@ for mode in ("probs", "label"):
     bal = {i: st.vmc(truncate(a, mode), 7) for i, a in st.on_unique.items()}
     for name, sim in (("`siblings`", sib), ("balanced, k = 7", bal), ("`siblings` + balanced", st.combined(sib, bal))):
         null_of = {a: [k for k in files if k.startswith(f"null/{a}/")] for a in set(arch.values())}
-        p = functools.partial(p_of, sim)
+        p = functools.partial(p_left_out, sim)
         loo = [p(k, null_of[a]) for a in families for k in null_of[a]]
         rec = [[p(k, null_of[k.split("/")[1]]) for k in files if k.startswith(r + "/")] for r in RECIPES]
         print(

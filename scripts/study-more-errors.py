@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import SHIFTS, family_answers, family_study_args, shifted, victim_and_siblings
+from _study import SHIFTS, cell, family_answers, family_study_args, p_left_out, shifted, victim_and_siblings
 
 from uapfp.archs import create_model
 from uapfp.bench.suspects_zoo import DEV_FAMILIES, TEST_FAMILIES
 from uapfp.evaluate import auc
 from uapfp.family_null import KINDS
 from uapfp.methods import get_method, truncate
-from uapfp.significance import prediction_greater
 from uapfp.storage import load_tensors
 from uapfp.suspects.local import TorchSuspect
 from uapfp.training import predict_logits
@@ -115,15 +114,6 @@ def sib_kit(a: torch.Tensor, mode: str) -> float:
     return float(get_method("siblings").compare(r, truncate(a, mode)).mean())
 
 
-def p_of(sim: dict[str, float], x: str, null: list[str]) -> float:
-    """The p-value of ``x``'s similarity against those of the models ``null`` (``x`` itself left out)."""
-    return prediction_greater(np.array([sim[x]]), np.array([sim[j] for j in null if j != x]))
-
-
-def cell(ps: list[float]) -> str:
-    return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
-
-
 print(
     f"{args.half} half, {Path(args.kit).name}: `siblings`, each suspect against its own architecture's family null; "
     "alpha 0.01; 0.05"
@@ -141,7 +131,7 @@ for mode in ("probs", "label"):
         rows[name] = ({i: sib(answers[i], idx, mode) for i in keys}, len(idx))
     for name, (sim, queries) in rows.items():
         null_of = {a: [k for k in files if k.startswith(f"null/{a}/")] for a in set(arch.values())}
-        p = functools.partial(p_of, sim)
+        p = functools.partial(p_left_out, sim)
         loo = [p(k, null_of[a]) for a in families for k in null_of[a]]
         rec = [[p(k, null_of[k.split("/")[1]]) for k in files if k.startswith(r + "/")] for r in ("long", "short")]
         spread = np.mean([np.std([sim[k] for k in null_of[a]], ddof=1) for a in families])

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_study_args
+from _study import cell, family_answers, family_study_args
 
 from uapfp.archs import create_model
 from uapfp.bench.scoring import tpr_at_fpr
@@ -131,11 +131,6 @@ def null_stats(a: str, mode: str) -> list[dict[str, float]]:
 def family_of(key: str) -> str:
     """The architecture of a recipe model's key, ``recipe/family-kind``."""
     return key.split("/")[1].split("-")[0]
-
-
-def cell(ps: list[float]) -> str:
-    """Those of the p-values ``ps`` below 0.01 and 0.05, of how many."""
-    return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
 
 
 copies = [i for i in bench if bench[i]["role"] == "piracy"]
