@@ -83,3 +83,11 @@ def lao_kit(tiny_zoo, tiny_kit, tmp_path_factory):
     config = replace(base, calibration="leave-arch-out", encoder=replace(base.encoder, steps=20))
     kit = fit_kit(tiny_zoo, profile_of(tiny_zoo, tiny_kit), config, progress=False)
     return Kit.load(kit.save(tmp_path_factory.mktemp("lao-kit")).path)
+
+
+@pytest.fixture(scope="session")
+def family_null(tiny_zoo, tiny_kit, tmp_path_factory):
+    """A null of 5 MLPs (a family the tiny zoo never held, fast to train) for the tiny kit."""
+    from uapfp.family_null import build_family_null
+
+    return build_family_null(tiny_kit, tiny_zoo, "mlp", tmp_path_factory.mktemp("family-null"), count=5, epochs=1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from uapfp.data import (
+    FASHION_MNIST_FILES,
     DatasetSpec,
     attacker_pool,
     homologous_indices,
@@ -57,8 +59,28 @@ def test_shipped_slice():
     assert ds.num_classes == 10
 
 
+def test_a_downloaded_fashion_mnist_is_found_again_offline(tmp_path, monkeypatch):
+    # where load_fashion_mnist downloads to when no folder is given is one of the places it looks
+    debian = Path("/usr/share/datasets/fashion-mnist")
+    if not all((debian / f).is_file() for f in FASHION_MNIST_FILES):
+        pytest.skip("needs the Debian package dataset-fashion-mnist")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("UAPFP_DATA", raising=False)
+    monkeypatch.setenv("UAPFP_OFFLINE", "1")
+    monkeypatch.setattr("uapfp.data.fashion_mnist.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    with pytest.raises(DatasetNotFoundError):
+        load_fashion_mnist()
+    downloaded = tmp_path / "cache" / "uapfp" / "fashion-mnist"  # as a download leaves it
+    downloaded.mkdir(parents=True)
+    for f in FASHION_MNIST_FILES:
+        (downloaded / f).symlink_to(debian / f)
+    ds = load_fashion_mnist()
+    assert len(ds.x_train) == 60_000 and len(ds.x_test) == 10_000 and str(downloaded) in ds.source
+
+
 def test_missing_fashion_mnist_names_both_remedies(tmp_path, monkeypatch):
     monkeypatch.setenv("UAPFP_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("uapfp.data.fashion_mnist.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     with pytest.raises(DatasetNotFoundError) as err:
         load_fashion_mnist(tmp_path / "empty", download=False)

@@ -20,13 +20,7 @@ from uapfp.suspects.local import TorchSuspect
 from uapfp.suspects.spec import card_suspect
 from uapfp.verify import verify
 
-ARCH = "mlp"  # a family the tiny zoo never held, fast to train
-
-
-@pytest.fixture(scope="module")
-def family_null(tiny_zoo, tiny_kit, tmp_path_factory):
-    out = tmp_path_factory.mktemp("family-null")
-    return build_family_null(tiny_kit, tiny_zoo, ARCH, out, count=5, epochs=1)
+ARCH = "mlp"  # the architecture of conftest's family_null fixture
 
 
 def _weights(null, index):
@@ -246,3 +240,24 @@ def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_z
     # a folder that is no family null is one line of error, before any query
     assert main([*argv[:-4], "--family-null", str(tmp_path)]) == 2
     assert "not a family null" in capsys.readouterr().err
+
+
+def test_a_null_of_the_owners_own_factory_trusts_only_the_module_it_names(tiny_zoo, tiny_kit, tmp_path, capsys):
+    # as zoo build --victim: the factory named on the command line is the owner's code, and runs without
+    # --trust-code; nothing stays trusted after the command
+    from uapfp.archs import trusted_modules
+
+    out = tmp_path / "null"
+    argv = ["-q", "family-null", "--kit", str(tiny_kit.path), "--zoo", str(tiny_zoo.path), "--arch",
+            "tests.helpers:tiny_mlp", "--out", str(out), "--count", "4", "--epochs", "1"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    null = FamilyNull.load(out, tiny_kit)
+    assert null.arch == "tests.helpers:tiny_mlp" and null.count == 4
+    assert "tests.helpers" not in trusted_modules()
+    weights = out / "models" / f"{null.info['models'][0]['name']}.safetensors"
+    from uapfp.suspects.spec import open_suspect
+
+    suspect = open_suspect("tests.helpers:tiny_mlp", input_shape=tiny_kit.input_shape, num_classes=tiny_kit.num_classes,
+                           weights=str(weights))  # fmt: skip
+    v = verify(tiny_kit, suspect, family_null=null, sequential=False)
+    assert v.family_null["architecture_checked"] is True and v.null_count == 4

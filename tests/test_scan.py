@@ -60,12 +60,15 @@ def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo,
     assert not row["resumed"] and json.loads((out / f"{row['name']}.json").read_text())["fingerprints"] == 4
 
 
-def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, tmp_path):
+def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, family_null, tmp_path):
     import ray
 
     from uapfp.scan import scan
 
-    targets = read_targets(_suspects(tiny_kit, tiny_zoo))
+    listing = tmp_path / "suspects.txt"  # and one against a family null, which a worker loads itself
+    weights = family_null.path / "models" / f"{family_null.info['models'][1]['name']}.safetensors"
+    listing.write_text(f"uapfp.archs.classic:mlp {weights} family-null={family_null.path}\n")
+    targets = read_targets(_suspects(tiny_kit, tiny_zoo), listing)
     local = scan(tiny_kit.path, targets, tmp_path / "local", workers=3, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -86,6 +89,63 @@ def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, tmp_path):
         from uapfp.storage import sha256_file
 
         assert record["query_log_sha256"] == sha256_file(record["query_log"])
+    assert record["family_null"]["sha256"] == family_null.sha256 and record["null_count"] == 5  # the last: its null
+    assert remote[-1].family_null == str(family_null.path)
+
+
+def test_a_scan_tests_a_suspect_against_the_family_null_its_line_names(family_null, tiny_kit, tiny_zoo, tmp_path,
+                                                                       capsys):  # fmt: skip
+    kit, null = str(tiny_kit.path), str(family_null.path)
+    weights = str(family_null.path / "models" / f"{family_null.info['models'][0]['name']}.safetensors")
+    card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")["_path"]
+    mlp = ["--suspect", "uapfp.archs.classic:mlp", "--weights", weights]
+    expected = {}
+    for name, extra in (("null", ["--family-null", null]), ("kit", [])):
+        main(["-q", "verify", "--kit", kit, *mlp, *extra, "--json", str(tmp_path / f"{name}.json")])
+        expected[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert expected["null"]["null_count"] == 5 != expected["kit"]["null_count"]  # the case tells the nulls apart
+    keys = (*KEYS, "family_null")
+
+    # an MLP with the MLP null; a zoo card (another architecture) with it: refused, the others go on; one without
+    out, listing = tmp_path / "scan", tmp_path / "suspects.txt"
+    listing.write_text(f"uapfp.archs.classic:mlp {weights} family-null={null}\n{card} family-null={null}\n{card}\n")
+    assert (
+        main(["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out), "--workers", "2"])
+        == EXIT_INCONCLUSIVE
+    )
+    rows = json.loads((out / "summary.json").read_text())["suspects"]
+    assert [r["family_null"] for r in rows] == [null, null, None]
+    got = json.loads((out / f"{rows[0]['name']}.json").read_text())
+    assert {k: got[k] for k in keys} == {k: expected["null"][k] for k in keys}
+    assert got["family_null"]["architecture_checked"] is True and f"--family-null {null}" in got["command"]
+    assert rows[1]["verdict"] == "error" and "holds honest models of mlp" in rows[1]["error"]
+    assert not (out / f"{rows[1]['name']}.queries.jsonl").exists()  # refused before any query
+    assert rows[2]["verdict"] in ("piracy", "not shown")
+    assert json.loads((out / f"{rows[2]['name']}.json").read_text())["family_null"] == {}
+    assert "family null" in capsys.readouterr().out
+
+    # rerun: the same nulls resume; the same suspect without its null, or with another, is verified again
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.queries.jsonl")}
+    main(["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out)])
+    rows = json.loads((out / "summary.json").read_text())["suspects"]
+    assert [r["resumed"] for r in rows] == [True, False, True]
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.queries.jsonl")} == stamps
+    listing.write_text(f"uapfp.archs.classic:mlp {weights}\n")
+    main(["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out)])
+    got = json.loads((out / f"{rows[0]['name']}.json").read_text())
+    assert {k: got[k] for k in keys} == {k: expected["kit"][k] for k in keys}
+    main(
+        ["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out), "--family-null", null]
+    )  # for every line
+    row = json.loads((out / "summary.json").read_text())["suspects"][0]
+    got = json.loads((out / f"{row['name']}.json").read_text())
+    assert not row["resumed"] and {k: got[k] for k in keys} == {k: expected["null"][k] for k in keys}
+
+    # a folder that is no family null refuses the scan before any query, and writes nothing
+    capsys.readouterr()
+    bad = ["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(tmp_path / "none"), "--family-null"]
+    assert main([*bad, str(tmp_path)]) == 2 and "not a family null" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_suspect_lists_name_each_suspect_once(tmp_path):
@@ -97,5 +157,15 @@ def test_suspect_lists_name_each_suspect_once(tmp_path):
     listing.write_text("a b c\n")
     with pytest.raises(ConfigError, match="list.txt:1"):
         read_targets([], listing)
+    # a line's own family null, else the one given for all
+    listing.write_text("pkg.m:f w/b.safetensors family-null=nulls/mlp\nmodels/c.json\n")
+    targets = read_targets(["models/a.json"], listing, family_null="nulls/cnn")
+    assert [(t.weights, t.family_null) for t in targets] == [
+        (None, "nulls/cnn"), ("w/b.safetensors", "nulls/mlp"), (None, "nulls/cnn")
+    ]  # fmt: skip
+    for line in ("a b c family-null=n", "family-null=n", "a family-null=", "a family-null=n b"):
+        listing.write_text(line + "\n")
+        with pytest.raises(ConfigError, match="list.txt:1"):
+            read_targets([], listing)
     with pytest.raises(ConfigError, match="no suspects"):
         read_targets([])

@@ -119,7 +119,8 @@ class ProtectConfig(JsonConfig):
     method: str = field(
         default="auto",
         metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", A+B, "
-                        "or auto: siblings when the zoo has the victim's siblings, else uap (docs/method.md)"),
+                        "or auto: siblings when the zoo trained the victim and its siblings, else uap (a victim of your own "
+                        "keeps uap; docs/method.md)"),
     )  # fmt: skip
     sequential: bool = True
     """verify stops querying once the sequential test settles the verdict (docs/method.md); False: every set, at alpha."""

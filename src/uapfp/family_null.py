@@ -220,12 +220,23 @@ def build_family_null(
     kit: Kit, zoo: Zoo, arch: str, out: str | os.PathLike[str], *, count: int = 12, seed: int = 0,
     epochs: int | None = None, augment: str | None = None, data_dir: str | None = None,
 ) -> FamilyNull:  # fmt: skip
-    """Train ``count`` honest models of ``arch`` (a registered name or ``package.module:factory``) on the
-    zoo's data with its recipe (``epochs`` and ``augment``: the zoo's by default), in rounds of
-    :data:`KINDS`; ask each every query set of ``kit``; write the folder ``out``. Resumable: a model
-    already in ``out`` with the same recipe is kept, one with another is refused. The answers to this
-    kit's queries are asked again on every run (those of other kits are kept), so a null's models serve
-    a rebuilt kit of the same zoo."""
+    """Train ``count`` honest models of ``arch`` (a registered name or ``package.module:factory``, whose
+    module is the caller's: its code runs) on the zoo's data with its recipe (``epochs`` and ``augment``:
+    the zoo's by default), in rounds of :data:`KINDS`; ask each every query set of ``kit``; write the
+    folder ``out``. Resumable: a model already in ``out`` with the same recipe is kept, one with another is
+    refused. The answers to this kit's queries are asked again on every run (those of other kits are
+    kept), so a null's models serve a rebuilt kit of the same zoo."""
+    from .archs import module_of, trusting
+
+    with trusting([module_of(arch)] if ":" in arch else []):
+        return _build_family_null(kit, zoo, arch, Path(out), count=count, seed=seed, epochs=epochs, augment=augment,
+                                  data_dir=data_dir)  # fmt: skip
+
+
+def _build_family_null(
+    kit: Kit, zoo: Zoo, arch: str, out: Path, *, count: int, seed: int, epochs: int | None, augment: str | None,
+    data_dir: str | None,
+) -> FamilyNull:  # fmt: skip
     from .suspects.local import TorchSuspect
     from .training import accuracy
 
@@ -242,7 +253,6 @@ def build_family_null(
               "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
     if recipe["epochs"] < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
-    out = Path(out)
     before = read_json(out / INFO_FILE) if (out / INFO_FILE).is_file() else None
     if before is not None and (not isinstance(before, dict) or before.get("format") != FAMILY_NULL_FORMAT
                                or before.get("recipe") != recipe):  # fmt: skip

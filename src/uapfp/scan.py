@@ -6,7 +6,10 @@ or on a cluster (``ray_address``). Each suspect's verdict is what ``uapfp verify
 writes for it, in ``OUT/NAME.json`` beside ``OUT/NAME.queries.jsonl``; ``OUT/summary.json``
 holds one row per suspect. A scan resumes: a suspect whose verdict file holds a verdict
 (``piracy`` or ``not shown``) by the same kit and settings (method, alpha, number of sets,
-answer mode, sequential or not) is not queried again.
+answer mode, sequential or not, family null) is not queried again. A suspect whose architecture the
+owner knows can be tested against a null of that architecture (``uapfp family-null``): ``--family-null DIR``
+for every suspect, or ``family-null=DIR`` on its line of the suspect list; every null is loaded and
+checked against the kit before the first query.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +35,13 @@ SUMMARY = "summary.json"
 
 @dataclass(frozen=True)
 class Target:
-    """One suspect to verify: its spec (as ``uapfp verify --suspect`` takes it), weights, and file name."""
+    """One suspect to verify: its spec (as ``uapfp verify --suspect`` takes it), weights, file name, and the
+    family null (a ``uapfp family-null`` folder) it is tested against, if any."""
 
     spec: str
     weights: str | None = None
     name: str = ""
+    family_null: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class ScanRow:
     queries: int | None = None
     seconds: float | None = None
     verdict_file: str | None = None
+    family_null: str | None = None
     error: str = ""
     resumed: bool = field(default=False, compare=False)
 
@@ -79,10 +85,16 @@ def _name_of(spec: str, weights: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", base).strip("._") or "suspect"
 
 
-def read_targets(specs: list[str], from_file: str | os.PathLike[str] | None = None) -> list[Target]:
+NULL_PREFIX = "family-null="
+
+
+def read_targets(
+    specs: list[str], from_file: str | os.PathLike[str] | None = None, *, family_null: str | None = None
+) -> list[Target]:
     """The suspects named on the command line and, one per line, in ``from_file`` (``SPEC`` or
-    ``SPEC WEIGHTS``; blank lines and ``#`` comments skipped), each with a unique file name."""
-    pairs: list[tuple[str, str | None]] = [(s, None) for s in specs]
+    ``SPEC WEIGHTS``, and optionally ``family-null=DIR`` last; blank lines and ``#`` comments skipped),
+    each with a unique file name. ``family_null`` is the null of every suspect whose line names none."""
+    pairs: list[tuple[str, str | None, str | None]] = [(s, None, family_null) for s in specs]
     if from_file is not None:
         try:
             text = Path(from_file).read_text(encoding="utf-8")
@@ -92,25 +104,35 @@ def read_targets(specs: list[str], from_file: str | os.PathLike[str] | None = No
             words = line.split("#", 1)[0].split()
             if not words:
                 continue
-            if len(words) > 2:
-                raise ConfigError(f"{from_file}:{n}: a line is SPEC or SPEC WEIGHTS, got {len(words)} words")
-            pairs.append((words[0], words[1] if len(words) == 2 else None))
+            null = family_null
+            if len(words) > 1 and words[-1].startswith(NULL_PREFIX):
+                null = words.pop()[len(NULL_PREFIX) :]
+                if not null:
+                    raise ConfigError(f"{from_file}:{n}: {NULL_PREFIX} names no folder")
+            if len(words) > 2 or words[0].startswith(NULL_PREFIX):
+                raise ConfigError(
+                    f"{from_file}:{n}: a line is SPEC, or SPEC WEIGHTS, then {NULL_PREFIX}DIR if it has its own null"
+                )
+            pairs.append((words[0], words[1] if len(words) == 2 else None, null))
     if not pairs:
         raise ConfigError("no suspects: name them on the command line or give --from FILE")
     targets, seen = [], set()
-    for spec, weights in pairs:
+    for spec, weights, null in pairs:
         base = name = _name_of(spec, weights)
         k = 1
         while name in seen or name == Path(SUMMARY).stem:
             k += 1
             name = f"{base}-{k}"
         seen.add(name)
-        targets.append(Target(spec, weights, name))
+        targets.append(Target(spec, weights, name, null))
     return targets
 
 
-def verify_target(kit: Any, target: Target, settings: ScanSettings, query_log: Path) -> dict[str, Any]:
-    """Verify one suspect: the evidence record ``uapfp verify --json`` writes (raises on a bad suspect)."""
+def verify_target(
+    kit: Any, target: Target, settings: ScanSettings, query_log: Path, family_null: Any = None
+) -> dict[str, Any]:
+    """Verify one suspect (against ``family_null``, the loaded null its target names): the evidence record
+    ``uapfp verify --json`` writes (raises on a bad suspect)."""
     from .report import evidence
     from .suspects.spec import open_suspect
     from .verify import verify
@@ -122,7 +144,7 @@ def verify_target(kit: Any, target: Target, settings: ScanSettings, query_log: P
     try:
         verdict = verify(
             kit, suspect, method=settings.method, fingerprints=settings.fingerprints, alpha=settings.alpha,
-            query_log=query_log, sequential=settings.sequential,
+            query_log=query_log, sequential=settings.sequential, family_null=family_null,
         )  # fmt: skip
     finally:
         suspect.close()
@@ -130,6 +152,7 @@ def verify_target(kit: Any, target: Target, settings: ScanSettings, query_log: P
         f"uapfp verify --kit {kit.path} --suspect {target.spec}"
         + (f" --weights {target.weights}" if target.weights else "")
         + (" --all-sets" if settings.sequential is False else "")
+        + (f" --family-null {target.family_null}" if target.family_null else "")
     )
     return evidence(verdict, kit, query_log, command=command)
 
@@ -137,12 +160,14 @@ def verify_target(kit: Any, target: Target, settings: ScanSettings, query_log: P
 def _verify_remote(kit_path: str, settings: ScanSettings, trusted: list[str], target: Target) -> tuple[dict, bytes]:
     """One suspect, in a Ray worker: its evidence record and query log bytes (written here by the caller)."""
     from .archs import trusting
+    from .family_null import FamilyNull
     from .kit import Kit
 
     with trusting(trusted), tempfile.TemporaryDirectory() as tmp:
         kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
+        null = FamilyNull.load(target.family_null, kit) if target.family_null else None
         qlog = Path(tmp) / f"{target.name}.queries.jsonl"
-        record = verify_target(kit, target, settings, qlog)
+        record = verify_target(kit, target, settings, qlog, null)
         return record, qlog.read_bytes()
 
 
@@ -150,24 +175,25 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
     return ScanRow(
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
-        verdict_file=str(path), resumed=resumed,
+        verdict_file=str(path), family_null=target.family_null, resumed=resumed,
     )  # fmt: skip
 
 
-def _resumable(kit: Any, settings: ScanSettings) -> dict[str, Any]:
-    """The fields a verdict record must hold to be resumed by a scan with this kit and settings:
-    its kit, method, alpha, number of sets, answer mode (when given) and whether it was sequential."""
-    from .methods import get_method
+def _resumable(kit: Any, settings: ScanSettings, family_null: Any = None) -> dict[str, Any]:
+    """The fields a verdict record must hold to be resumed by a scan with this kit, settings and family
+    null: its kit, method, alpha, number of sets, answer mode (when given), whether it was sequential, and
+    the family null's identity (None: the kit's own null). Refuses settings the kit cannot verify with."""
     from .suspects.base import OutputMode
-    from .verify import fingerprint_count
+    from .verify import Scoring, fingerprint_count
 
-    method = get_method(settings.method or kit.config.method)
+    scoring = Scoring.of(kit, method=settings.method, alpha=settings.alpha, family_null=family_null)
     wanted: dict[str, Any] = {
         "kit_sha256": kit.sha256,
-        "method": method.name,
-        "alpha": settings.alpha if settings.alpha is not None else kit.config.alpha,
-        "fingerprints_requested": fingerprint_count(kit, settings.fingerprints, method),
+        "method": scoring.method.name,
+        "alpha": scoring.alpha,
+        "fingerprints_requested": fingerprint_count(kit, settings.fingerprints, scoring.method),
         "sequential": kit.config.sequential if settings.sequential is None else settings.sequential,
+        "family_null": None if family_null is None else family_null.sha256,
     }
     if settings.outputs is not None:
         wanted["output_mode"] = str(OutputMode.parse(settings.outputs))
@@ -185,8 +211,18 @@ def _finished(path: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(record, dict) or record.get("verdict") not in ("piracy", "not shown"):
         return None
-    got = {k: bool(record.get(k)) if k == "sequential" else record.get(k) for k in wanted}
+    got = {k: _recorded(record, k) for k in wanted}
     return record if got == wanted else None
+
+
+def _recorded(record: dict[str, Any], key: str) -> Any:
+    """What a verdict record holds of :func:`_resumable`'s ``key``."""
+    if key == "sequential":
+        return bool(record.get(key))
+    if key == "family_null":
+        null = record.get("family_null")
+        return null.get("sha256") if isinstance(null, dict) and null else None
+    return record.get(key)
 
 
 def scan(
@@ -207,17 +243,20 @@ def scan(
     from tqdm.auto import tqdm
 
     from .archs import trusted_modules
+    from .family_null import FamilyNull
     from .kit import Kit
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
+    # every family null is loaded, and checked against the kit and the settings, before the first query
+    nulls = {p: FamilyNull.load(p, kit) for p in dict.fromkeys(t.family_null for t in targets) if p is not None}
+    wanted = {p: _resumable(kit, settings, nulls.get(p)) for p in {None, *nulls}}
     out = ensure_writable_dir(Path(out))
     rows: dict[str, ScanRow] = {}
     todo = []
-    wanted = _resumable(kit, settings)
     for t in targets:
-        record = _finished(out / f"{t.name}.json", wanted)
+        record = _finished(out / f"{t.name}.json", wanted[t.family_null])
         if record is not None:
             rows[t.name] = _row(t, record, out / f"{t.name}.json", resumed=True)
         else:
@@ -229,7 +268,7 @@ def scan(
     def finish(t: Target, record: dict[str, Any] | None, error: str = "") -> None:
         path = out / f"{t.name}.json"
         if record is None:
-            rows[t.name] = ScanRow(name=t.name, spec=t.spec, verdict="error", error=error)
+            rows[t.name] = ScanRow(name=t.name, spec=t.spec, verdict="error", family_null=t.family_null, error=error)
             log.error("%s: %s", t.name, error)
         else:
             write_json(path, record)
@@ -243,7 +282,10 @@ def scan(
         if ray_address is None:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {
-                    pool.submit(verify_target, kit, t, settings, out / f"{t.name}.queries.jsonl"): t for t in todo
+                    pool.submit(
+                        verify_target, kit, t, settings, out / f"{t.name}.queries.jsonl", nulls.get(t.family_null)
+                    ): t
+                    for t in todo
                 }
                 for future in as_completed(futures):
                     t = futures[future]
@@ -280,7 +322,9 @@ def _scan_on_ray(
     def failed(t: Target, cause: BaseException) -> None:
         finish(t, None, str(cause) if isinstance(cause, UapfpError) else f"{type(cause).__name__}: {cause}")
 
+    # a worker loads the null itself, from where this process found it
+    resolved = {t: replace(t, family_null=t.family_null and str(Path(t.family_null).resolve())) for t in todo}
     run_tasks(
-        _verify_remote, {t: (t,) for t in todo}, address=address, done=done, failed=failed,
+        _verify_remote, {t: (resolved[t],) for t in todo}, address=address, done=done, failed=failed,
         shared=(str(Path(kit_path).resolve()), settings, trusted),
     )  # fmt: skip

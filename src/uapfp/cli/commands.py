@@ -191,7 +191,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from ..scan import SUMMARY, ScanSettings, read_targets, scan
     from ..suspects.options import HttpOptions
 
-    targets = read_targets(args.suspects, args.from_file)
+    targets = read_targets(args.suspects, args.from_file, family_null=args.family_null)
     http = from_args(HttpOptions, args)
     settings = ScanSettings(
         method=args.method, alpha=args.alpha, fingerprints=args.fingerprints, outputs=args.outputs,
@@ -204,7 +204,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )  # fmt: skip
     table = [
         {"suspect": r.name, "verdict": r.verdict, "p_value": None if r.p_value is None else f"{r.p_value:.3g}",
-         "similarity": r.similarity, "queries": r.queries, "note": r.error or ("earlier run" if r.resumed else "")}
+         "similarity": r.similarity, "queries": r.queries,
+         **({"family null": r.family_null or ""} if any(x.family_null for x in rows) else {}),
+         "note": r.error or ("earlier run" if r.resumed else "")}
         for r in rows
     ]  # fmt: skip
     print(format_table(table))

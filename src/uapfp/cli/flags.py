@@ -29,6 +29,10 @@ EXIT_CODES = (
     "exit codes: 0 done (verify: verdict piracy or not shown), 2 error (one line on stderr), "
     "3 inconclusive (query budget exhausted, or the suspect stopped answering), 130 interrupted"
 )
+SCAN_EXIT_CODES = (
+    "exit codes: 0 every suspect got a verdict (piracy or not shown), 2 error (one line on stderr), "
+    "3 some suspect got no verdict (inconclusive, or an error row in the summary), 130 interrupted"
+)
 #: The kit settings ``uapfp protect`` takes as flags; every other one comes from ``--config FILE``.
 PROTECT_FLAGS = (
     "method", "uap_method", "xi", "fingerprints", "alpha", "null", "calibration", "calibration_fraction",
@@ -168,7 +172,8 @@ def _scan_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("suspects", nargs="*", metavar="SUSPECT", help="suspect specs, as verify --suspect takes them")
     p.add_argument(
         "--from", dest="from_file", default=None, metavar="FILE",
-        help="a file of suspects, one per line: SPEC, or SPEC WEIGHTS for a module:factory (# comments)",
+        help="a file of suspects, one per line: SPEC, or SPEC WEIGHTS for a module:factory, then family-null=DIR "
+        "for a suspect with its own null (# comments)",
     )  # fmt: skip
     p.add_argument("--out", required=True, help="folder of the verdicts, query logs and summary.json (resumable)")
     p.add_argument("--workers", type=int, default=4, help="suspects verified at once (default 4)")
@@ -183,6 +188,11 @@ def _scan_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget per suspect")
     p.add_argument("--all-sets", action="store_true", help="no early stop: every requested set, tested at alpha")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
+    p.add_argument(
+        "--family-null", default=None, metavar="DIR",
+        help="the family null of every suspect whose line in --from names none (as verify --family-null: for "
+        "suspects of that one architecture; a suspect whose spec names another is refused)",
+    )  # fmt: skip
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_scan)
 
@@ -261,7 +271,7 @@ COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], N
         "on data disjoint from it), asked every query set of the kit. See docs/method.md.",
         _family_null_flags,
     ),
-    "scan": ("verify many suspects concurrently: a verdict each and a summary", EXIT_CODES, _scan_flags),
+    "scan": ("verify many suspects concurrently: a verdict each and a summary", SCAN_EXIT_CODES, _scan_flags),
     "recheck": ("recompute a verdict from a query log and the kit", EXIT_CODES, _recheck_flags),
     "serve": (
         "serve a suspect over HTTP (Open Inference Protocol / KServe v2) for tests and demos",

@@ -138,7 +138,8 @@ def _download_fashion_mnist(target: Path) -> None:
 
 
 def fashion_mnist_locations(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Folders searched for the four IDX files, in order."""
+    """Folders searched for the four IDX files, in order: ``data_dir``, ``$UAPFP_DATA``, Debian's folder
+    (each also with a ``fashion-mnist`` subfolder), then where :func:`load_fashion_mnist` downloads to."""
     places = []
     if data_dir is not None:
         places.append(Path(data_dir))
@@ -148,7 +149,7 @@ def fashion_mnist_locations(data_dir: str | os.PathLike[str] | None = None) -> l
     expanded = []
     for p in places:
         expanded.extend([p, p / "fashion-mnist"])
-    return expanded
+    return [*expanded, default_cache() / "fashion-mnist"]
 
 
 def find_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -163,9 +164,9 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None, *, downlo
     """Load the full Fashion-MNIST (60k train, 10k test).
 
     Looked up in ``data_dir``, then ``$UAPFP_DATA``, then Debian's
-    ``/usr/share/datasets/fashion-mnist``; else downloaded (SHA-256 checked) into
-    ``data_dir`` or ``$UAPFP_DATA`` or ``~/.cache/uapfp/fashion-mnist`` (unless
-    ``download`` is False or ``$UAPFP_OFFLINE`` is set).
+    ``/usr/share/datasets/fashion-mnist``, then ``~/.cache/uapfp/fashion-mnist`` (an earlier
+    download); else downloaded (SHA-256 checked) into ``data_dir`` or ``$UAPFP_DATA`` or
+    ``~/.cache/uapfp/fashion-mnist`` (unless ``download`` is False or ``$UAPFP_OFFLINE`` is set).
     """
     found = find_fashion_mnist(data_dir)
     if found is None and download and not os.environ.get("UAPFP_OFFLINE"):

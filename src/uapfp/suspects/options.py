@@ -20,7 +20,7 @@ class HttpOptions:
     """
 
     timeout: float = field(default=10.0, metadata=option("HTTP: seconds per request"))
-    retries: int = field(default=5, metadata=option("HTTP: retries on 5xx and connection errors"))
+    retries: int = field(default=5, metadata=option("HTTP: retries on 429, 500, 502-504, timeouts, connection errors"))
     backoff: float = 0.2
     concurrency: int = field(default=4, metadata=option("HTTP: requests in flight"))
     rate_limit: float | None = field(default=None, metadata=option("HTTP: requests per second"))
