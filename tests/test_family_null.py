@@ -11,7 +11,7 @@ import torch
 
 from uapfp.cli import main
 from uapfp.errors import ConfigError, KitIntegrityError
-from uapfp.family_null import KINDS, FamilyNull, build_family_null, query_sets, same_architecture
+from uapfp.family_null import KINDS, FamilyNull, build_family_null, combine_nulls, query_sets, same_architecture
 from uapfp.methods import get_method
 from uapfp.querylog import recheck_query_log
 from uapfp.significance import prediction_greater
@@ -261,3 +261,49 @@ def test_a_null_of_the_owners_own_factory_trusts_only_the_module_it_names(tiny_z
                            weights=str(weights))  # fmt: skip
     v = verify(tiny_kit, suspect, family_null=null, sequential=False)
     assert v.family_null["architecture_checked"] is True and v.null_count == 4
+
+
+def test_nulls_of_other_recipes_join_into_one_that_spans_them(family_null, tiny_zoo, tiny_kit, tmp_path, capsys):
+    from dataclasses import replace
+
+    other = build_family_null(tiny_kit, tiny_zoo, ARCH, tmp_path / "two-epochs", count=4, epochs=2, seed=1)
+    both = combine_nulls([family_null, other])
+    assert both.count == 9 and both.arch == ARCH and both.path is None and set(both.folders) == {
+        str(family_null.path), str(other.path)}  # fmt: skip
+    assert combine_nulls([other, family_null]).sha256 == both.sha256 not in (family_null.sha256, other.sha256)
+    assert [m["seed"] for m in both.models] == [m["seed"] for p in both.parts for m in p.models]
+    assert {r["epochs"] for r in both.info["recipe"]} == {1, 2}
+    for key, answers in both.answers.items():
+        assert torch.equal(answers, torch.cat([p.answers[key] for p in both.parts]))
+    # a suspect against it: the null is the nine models of both folders, scored as suspects
+    card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
+    v = verify(tiny_kit, _unnamed(card), method="errors", family_null=both, sequential=False)
+    m = get_method("errors")
+    null = m.similarities(tiny_kit, both.answers["errors"][:, : v.fingerprints], "probs").mean(1)
+    assert v.null_count == 9 and v.p_value == pytest.approx(prediction_greater(np.array([v.similarity]), null.numpy()), rel=1e-3)
+    assert v.family_null["paths"] == both.folders and v.family_null["sha256"] == both.sha256
+    # refused: a folder twice, models of the same seeds (shared initial weights), another architecture
+    with pytest.raises(ConfigError, match="given twice"):
+        combine_nulls([family_null, family_null])
+    same_seeds = build_family_null(tiny_kit, tiny_zoo, ARCH, tmp_path / "same-seeds", count=4, epochs=2)
+    with pytest.raises(ConfigError, match="same seed"):
+        combine_nulls([family_null, same_seeds])
+    lenet = replace(other, info={**other.info, "arch": "lenet5"}, sha256="0" * 64)
+    with pytest.raises(ConfigError, match="different architectures"):
+        combine_nulls([family_null, lenet])
+
+    # the command line: --family-null twice; the log is rechecked with both folders, in any order, not with one
+    out = tmp_path / "verdict.json"
+    weights = _weights(family_null, 0)
+    argv = ["-q", "verify", "--kit", str(tiny_kit.path), "--suspect", "uapfp.archs.classic:mlp", "--weights",
+            str(weights), "--family-null", str(family_null.path), "--family-null", str(other.path), "--json", str(out),
+            "--report", str(tmp_path / "verdict.html")]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["null_count"] == 9 and record["family_null"]["sha256"] == both.sha256
+    page = (tmp_path / "verdict.html").read_text()
+    assert f"--family-null {both.folders[0]} --family-null {both.folders[1]}" in page and "joins 2 folders" in page
+    recheck = ["-q", "recheck", "--kit", str(tiny_kit.path), "--log", str(out.with_suffix(".queries.jsonl"))]
+    assert main([*recheck, "--family-null", str(other.path), "--family-null", str(family_null.path)]) == 0
+    capsys.readouterr()
+    assert main([*recheck, "--family-null", str(family_null.path)]) == 2 and "give that null" in capsys.readouterr().err

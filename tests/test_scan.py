@@ -90,7 +90,7 @@ def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, family_null, tmp_pa
 
         assert record["query_log_sha256"] == sha256_file(record["query_log"])
     assert record["family_null"]["sha256"] == family_null.sha256 and record["null_count"] == 5  # the last: its null
-    assert remote[-1].family_null == str(family_null.path)
+    assert remote[-1].family_null == [str(family_null.path)]
 
 
 def test_a_scan_tests_a_suspect_against_the_family_null_its_line_names(family_null, tiny_kit, tiny_zoo, tmp_path,
@@ -114,7 +114,7 @@ def test_a_scan_tests_a_suspect_against_the_family_null_its_line_names(family_nu
         == EXIT_INCONCLUSIVE
     )
     rows = json.loads((out / "summary.json").read_text())["suspects"]
-    assert [r["family_null"] for r in rows] == [null, null, None]
+    assert [r["family_null"] for r in rows] == [[null], [null], []]
     got = json.loads((out / f"{rows[0]['name']}.json").read_text())
     assert {k: got[k] for k in keys} == {k: expected["null"][k] for k in keys}
     assert got["family_null"]["architecture_checked"] is True and f"--family-null {null}" in got["command"]
@@ -134,9 +134,7 @@ def test_a_scan_tests_a_suspect_against_the_family_null_its_line_names(family_nu
     main(["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out)])
     got = json.loads((out / f"{rows[0]['name']}.json").read_text())
     assert {k: got[k] for k in keys} == {k: expected["kit"][k] for k in keys}
-    main(
-        ["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out), "--family-null", null]
-    )  # for every line
+    main(["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(out), "--family-null", null])  # every line's
     row = json.loads((out / "summary.json").read_text())["suspects"][0]
     got = json.loads((out / f"{row['name']}.json").read_text())
     assert not row["resumed"] and {k: got[k] for k in keys} == {k: expected["null"][k] for k in keys}
@@ -158,10 +156,10 @@ def test_suspect_lists_name_each_suspect_once(tmp_path):
     with pytest.raises(ConfigError, match="list.txt:1"):
         read_targets([], listing)
     # a line's own family null, else the one given for all
-    listing.write_text("pkg.m:f w/b.safetensors family-null=nulls/mlp\nmodels/c.json\n")
-    targets = read_targets(["models/a.json"], listing, family_null="nulls/cnn")
+    listing.write_text("pkg.m:f w/b.safetensors family-null=nulls/mlp family-null=nulls/mlp-2ep\nmodels/c.json\n")
+    targets = read_targets(["models/a.json"], listing, family_null=["nulls/cnn"])
     assert [(t.weights, t.family_null) for t in targets] == [
-        (None, "nulls/cnn"), ("w/b.safetensors", "nulls/mlp"), (None, "nulls/cnn")
+        (None, ("nulls/cnn",)), ("w/b.safetensors", ("nulls/mlp", "nulls/mlp-2ep")), (None, ("nulls/cnn",))
     ]  # fmt: skip
     for line in ("a b c family-null=n", "family-null=n", "a family-null=", "a family-null=n b"):
         listing.write_text(line + "\n")

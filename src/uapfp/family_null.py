@@ -18,7 +18,8 @@ and SHA-256). :meth:`FamilyNull.load` refuses answers that do not match, and a f
 none for the kit. The null's identity (:attr:`FamilyNull.sha256`) is a hash of what the verdict
 depends on (architecture, recipe, models, kit, answers), so building the folder again, or for
 another kit, leaves an earlier verdict's null checkable. ``uapfp verify --family-null DIR`` tests a
-suspect against it.
+suspect against it. :func:`combine_nulls` joins several folders of one architecture (``--family-null``
+given more than once), for a null that spans recipes or grows with more seeds.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class FamilyNull:
         kit_sha256: the kit whose queries ``answers`` answer.
         answers: query-set name -> (H, S, n, K) the models' probabilities.
         sha256: the null's identity: the SHA-256 of its architecture, recipe, models, kit and answers.
+        parts: for a null :func:`combine_nulls` made, the folders' nulls it holds (``path`` is then None).
     """
 
     path: Path | None
@@ -106,6 +108,17 @@ class FamilyNull:
     kit_sha256: str
     answers: dict[str, torch.Tensor]
     sha256: str
+    parts: tuple[FamilyNull, ...] = ()
+
+    @property
+    def folders(self) -> list[str]:
+        """The folder, or for a combined null each folder, whose models it holds."""
+        return [str(p.path) for p in self.parts] if self.parts else [str(self.path)]
+
+    @property
+    def where(self) -> str:
+        """Its folders, for a message."""
+        return " + ".join(self.folders)
 
     @property
     def arch(self) -> str:
@@ -126,7 +139,7 @@ class FamilyNull:
         is (a learned method by the kit's own encoder: no model of the null trained it)."""
         answers = self.answers.get(method.query_key)
         if answers is None:
-            raise ConfigError(f"the family null {self.path} holds no answers to the {method.query_key!r} queries")
+            raise ConfigError(f"the family null {self.where} holds no answers to the {method.query_key!r} queries")
         return method.similarities(kit, answers[:, :n_sets], mode)
 
     def without(self, index: int) -> FamilyNull:
@@ -135,9 +148,9 @@ class FamilyNull:
         return replace(self, answers={k: a[keep] for k, a in self.answers.items()})
 
     def describe(self) -> dict[str, Any]:
-        """What a verdict's evidence says of the null."""
-        return {"path": str(self.path), "sha256": self.sha256, "arch": self.arch, "models": self.count,
-                "recipe": self.info.get("recipe")}  # fmt: skip
+        """What a verdict's evidence says of the null (``recipe``: a list of them for a combined null)."""
+        return {"path": self.where, "paths": self.folders, "sha256": self.sha256, "arch": self.arch,
+                "models": self.count, "recipe": self.info.get("recipe")}  # fmt: skip
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], kit: Kit) -> FamilyNull:
@@ -177,6 +190,43 @@ class FamilyNull:
         if not answers or counts != {entry.get("models")} or len(info["models"]) < min(counts):
             raise KitIntegrityError(f"{file} does not hold {entry.get('models')} models' answers; rebuild it")
         return cls(path, info, kit.sha256, answers, _identity(info, kit.sha256, entry))
+
+
+def combine_nulls(nulls: list[FamilyNull]) -> FamilyNull:
+    """One null of the models of ``nulls``: folders of one architecture, loaded for one kit, built with other
+    recipes (``uapfp family-null --epochs``) or seeds (``--seed``). A null that spans recipes stays honest for
+    honest suspects trained like any of them (docs/method.md). Refused: nulls of other architectures, of
+    other kits, one given twice, and two whose models share seeds (their models would share initial weights
+    and data order, and count as more independent models than they are). Its identity does not depend on
+    the order the nulls are given in."""
+    if not nulls:
+        raise ConfigError("no family null to combine")
+    if len(nulls) == 1:
+        return nulls[0]
+    if len({n.arch for n in nulls}) > 1:
+        raise ConfigError(
+            f"family nulls of different architectures ({', '.join(sorted({n.arch for n in nulls}))}) cannot be "
+            "combined: a suspect has one architecture"
+        )
+    if len({n.kit_sha256 for n in nulls}) > 1 or len({frozenset(n.answers) for n in nulls}) > 1:
+        raise ConfigError("family nulls built for different kits cannot be combined")
+    if len({n.sha256 for n in nulls}) < len(nulls) or any(n.parts for n in nulls):
+        raise ConfigError(f"the family null {nulls[0].where} is given twice, or a combined null again; give each folder once")
+    seen: dict[int, str] = {}
+    for n in nulls:
+        for card in n.models:
+            if card.get("seed") in seen:
+                raise ConfigError(
+                    f"the family nulls {seen[card['seed']]} and {n.where} hold models of the same seed ({card['seed']}): "
+                    "they would share initial weights and data order; build one again with another --seed"
+                )
+            seen[card.get("seed")] = n.where
+    ordered = sorted(nulls, key=lambda n: n.sha256)
+    answers = {key: torch.cat([n.answers[key] for n in ordered]) for key in ordered[0].answers}
+    info = {"format": FAMILY_NULL_FORMAT, "arch": ordered[0].arch, "recipe": [n.info.get("recipe") for n in ordered],
+            "models": [card for n in ordered for card in n.models]}  # fmt: skip
+    identity = sha256_bytes(json.dumps({"combined": [n.sha256 for n in ordered]}).encode())
+    return FamilyNull(None, info, ordered[0].kit_sha256, answers, identity, tuple(ordered))
 
 
 def same_architecture(a: str, b: str, *, input_shape: tuple[int, int, int], num_classes: int) -> bool | None:

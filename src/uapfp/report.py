@@ -182,7 +182,7 @@ def verdict_report(record: dict[str, Any]) -> str:
     family = record.get("family_null") if isinstance(record.get("family_null"), dict) else {}
     recheck = (
         f"uapfp recheck --kit KIT --log {record.get('query_log')}"
-        + (f" --family-null {family.get('path')}" if family else "")
+        + "".join(f" --family-null {p}" for p in (family.get("paths") or [family.get("path")] if family else []))
         if record.get("query_log") else "(no query log was written)"
     )  # fmt: skip
     if family:
@@ -191,7 +191,9 @@ models of the suspect's own architecture ({e(family.get("arch"))}) that the owne
 (uapfp family-null). It is the right null only if the suspect is of that architecture, and was trained about as
 thoroughly as those models: on the families benchmark of uapfp (docs/results-fmnist.md) a null of the suspect's own
 family kept false alarms near the level where the kit's calibration models did not, but honest models trained for
-half the epochs sat closer to the victim and were flagged (docs/method.md)."""
+half the epochs sat closer to the victim and were flagged (docs/method.md).""" + (
+            f""" This null joins {len(family["paths"])} folders, and holds the recipe of each."""
+            if len(family.get("paths") or []) > 1 else "")
     else:
         caveat = """The p-value says how unusual the suspect's score is among the honest models the kit was
 calibrated with. It is exact for suspects like those models (the zoo's architectures and training

@@ -8,8 +8,9 @@ holds one row per suspect. A scan resumes: a suspect whose verdict file holds a 
 (``piracy`` or ``not shown``) by the same kit and settings (method, alpha, number of sets,
 answer mode, sequential or not, family null) is not queried again. A suspect whose architecture the
 owner knows can be tested against a null of that architecture (``uapfp family-null``): ``--family-null DIR``
-for every suspect, or ``family-null=DIR`` on its line of the suspect list; every null is loaded and
-checked against the kit before the first query.
+for every suspect, or ``family-null=DIR`` on its line of the suspect list (either more than once: the
+folders joined, :func:`uapfp.family_null.combine_nulls`); every null is loaded and checked against the kit
+before the first query.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,12 +38,12 @@ SUMMARY = "summary.json"
 @dataclass(frozen=True)
 class Target:
     """One suspect to verify: its spec (as ``uapfp verify --suspect`` takes it), weights, file name, and the
-    family null (a ``uapfp family-null`` folder) it is tested against, if any."""
+    family null it is tested against: the ``uapfp family-null`` folders it joins (none: the kit's null)."""
 
     spec: str
     weights: str | None = None
     name: str = ""
-    family_null: str | None = None
+    family_null: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class ScanRow:
     queries: int | None = None
     seconds: float | None = None
     verdict_file: str | None = None
-    family_null: str | None = None
+    family_null: list[str] = field(default_factory=list)
     error: str = ""
     resumed: bool = field(default=False, compare=False)
 
@@ -89,12 +91,13 @@ NULL_PREFIX = "family-null="
 
 
 def read_targets(
-    specs: list[str], from_file: str | os.PathLike[str] | None = None, *, family_null: str | None = None
+    specs: list[str], from_file: str | os.PathLike[str] | None = None, *, family_null: Sequence[str] = ()
 ) -> list[Target]:
     """The suspects named on the command line and, one per line, in ``from_file`` (``SPEC`` or
-    ``SPEC WEIGHTS``, and optionally ``family-null=DIR`` last; blank lines and ``#`` comments skipped),
+    ``SPEC WEIGHTS``, then ``family-null=DIR`` once or more; blank lines and ``#`` comments skipped),
     each with a unique file name. ``family_null`` is the null of every suspect whose line names none."""
-    pairs: list[tuple[str, str | None, str | None]] = [(s, None, family_null) for s in specs]
+    given = tuple(family_null)
+    pairs: list[tuple[str, str | None, tuple[str, ...]]] = [(s, None, given) for s in specs]
     if from_file is not None:
         try:
             text = Path(from_file).read_text(encoding="utf-8")
@@ -104,16 +107,16 @@ def read_targets(
             words = line.split("#", 1)[0].split()
             if not words:
                 continue
-            null = family_null
-            if len(words) > 1 and words[-1].startswith(NULL_PREFIX):
-                null = words.pop()[len(NULL_PREFIX) :]
-                if not null:
+            own: list[str] = []
+            while len(words) > 1 and words[-1].startswith(NULL_PREFIX):
+                own.insert(0, words.pop()[len(NULL_PREFIX) :])
+                if not own[0]:
                     raise ConfigError(f"{from_file}:{n}: {NULL_PREFIX} names no folder")
             if len(words) > 2 or words[0].startswith(NULL_PREFIX):
                 raise ConfigError(
                     f"{from_file}:{n}: a line is SPEC, or SPEC WEIGHTS, then {NULL_PREFIX}DIR if it has its own null"
                 )
-            pairs.append((words[0], words[1] if len(words) == 2 else None, null))
+            pairs.append((words[0], words[1] if len(words) == 2 else None, tuple(own) or given))
     if not pairs:
         raise ConfigError("no suspects: name them on the command line or give --from FILE")
     targets, seen = [], set()
@@ -152,7 +155,7 @@ def verify_target(
         f"uapfp verify --kit {kit.path} --suspect {target.spec}"
         + (f" --weights {target.weights}" if target.weights else "")
         + (" --all-sets" if settings.sequential is False else "")
-        + (f" --family-null {target.family_null}" if target.family_null else "")
+        + "".join(f" --family-null {p}" for p in target.family_null)
     )
     return evidence(verdict, kit, query_log, command=command)
 
@@ -160,22 +163,28 @@ def verify_target(
 def _verify_remote(kit_path: str, settings: ScanSettings, trusted: list[str], target: Target) -> tuple[dict, bytes]:
     """One suspect, in a Ray worker: its evidence record and query log bytes (written here by the caller)."""
     from .archs import trusting
-    from .family_null import FamilyNull
     from .kit import Kit
 
     with trusting(trusted), tempfile.TemporaryDirectory() as tmp:
         kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
-        null = FamilyNull.load(target.family_null, kit) if target.family_null else None
+        null = _load_null(target.family_null, kit)
         qlog = Path(tmp) / f"{target.name}.queries.jsonl"
         record = verify_target(kit, target, settings, qlog, null)
         return record, qlog.read_bytes()
+
+
+def _load_null(folders: tuple[str, ...], kit: Any) -> Any:
+    """The family null of these folders, joined (None for none)."""
+    from .family_null import FamilyNull, combine_nulls
+
+    return combine_nulls([FamilyNull.load(p, kit) for p in folders]) if folders else None
 
 
 def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
     return ScanRow(
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
-        verdict_file=str(path), family_null=target.family_null, resumed=resumed,
+        verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
     )  # fmt: skip
 
 
@@ -243,15 +252,14 @@ def scan(
     from tqdm.auto import tqdm
 
     from .archs import trusted_modules
-    from .family_null import FamilyNull
     from .kit import Kit
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
     # every family null is loaded, and checked against the kit and the settings, before the first query
-    nulls = {p: FamilyNull.load(p, kit) for p in dict.fromkeys(t.family_null for t in targets) if p is not None}
-    wanted = {p: _resumable(kit, settings, nulls.get(p)) for p in {None, *nulls}}
+    nulls = {f: _load_null(f, kit) for f in dict.fromkeys(t.family_null for t in targets)}
+    wanted = {f: _resumable(kit, settings, null) for f, null in nulls.items()}
     out = ensure_writable_dir(Path(out))
     rows: dict[str, ScanRow] = {}
     todo = []
@@ -268,7 +276,9 @@ def scan(
     def finish(t: Target, record: dict[str, Any] | None, error: str = "") -> None:
         path = out / f"{t.name}.json"
         if record is None:
-            rows[t.name] = ScanRow(name=t.name, spec=t.spec, verdict="error", family_null=t.family_null, error=error)
+            rows[t.name] = ScanRow(
+                name=t.name, spec=t.spec, verdict="error", family_null=list(t.family_null), error=error
+            )
             log.error("%s: %s", t.name, error)
         else:
             write_json(path, record)
@@ -283,7 +293,7 @@ def scan(
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {
                     pool.submit(
-                        verify_target, kit, t, settings, out / f"{t.name}.queries.jsonl", nulls.get(t.family_null)
+                        verify_target, kit, t, settings, out / f"{t.name}.queries.jsonl", nulls[t.family_null]
                     ): t
                     for t in todo
                 }
@@ -323,7 +333,7 @@ def _scan_on_ray(
         finish(t, None, str(cause) if isinstance(cause, UapfpError) else f"{type(cause).__name__}: {cause}")
 
     # a worker loads the null itself, from where this process found it
-    resolved = {t: replace(t, family_null=t.family_null and str(Path(t.family_null).resolve())) for t in todo}
+    resolved = {t: replace(t, family_null=tuple(str(Path(p).resolve()) for p in t.family_null)) for t in todo}
     run_tasks(
         _verify_remote, {t: (resolved[t],) for t in todo}, address=address, done=done, failed=failed,
         shared=(str(Path(kit_path).resolve()), settings, trusted),

@@ -173,7 +173,7 @@ class Scoring:
             family_null,
         )
         if family_null is not None and family_null.kit_sha256 != kit.sha256:
-            raise ConfigError(f"the family null {family_null.path} was built for another kit; rebuild its answers "
+            raise ConfigError(f"the family null {family_null.where} was built for another kit; rebuild its answers "
                               "with uapfp family-null --kit for this kit")  # fmt: skip
         if len(scoring.method.channels) > 1 and scoring.test.name != "models":
             raise ConfigError(f"a combined method is tested by the model-level test, not {scoring.test.name!r}")
@@ -302,7 +302,7 @@ def family_architecture(family_null: FamilyNull | None, suspect: Suspect, kit: K
     )  # fmt: skip
     if same is False:
         raise ConfigError(
-            f"{suspect.name} is of architecture {named}, and the family null {family_null.path} holds honest models of "
+            f"{suspect.name} is of architecture {named}, and the family null {family_null.where} holds honest models of "
             f"{family_null.arch}: a null of another architecture flags honest models. Build one of the suspect's with "
             f"uapfp family-null --arch {named}"
         )

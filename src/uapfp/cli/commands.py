@@ -158,12 +158,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _family_null(args: argparse.Namespace, kit):  # type: ignore[no-untyped-def]
-    """The family null ``--family-null`` names, checked against the kit (None where none is named)."""
+    """The family null ``--family-null`` names (the folders joined where it is given more than once), checked
+    against the kit (None where none is named)."""
     if not args.family_null:
         return None
-    from ..family_null import FamilyNull
+    from ..family_null import FamilyNull, combine_nulls
 
-    return FamilyNull.load(args.family_null, kit)
+    return combine_nulls([FamilyNull.load(p, kit) for p in args.family_null])
 
 
 def cmd_family_null(args: argparse.Namespace) -> int:
@@ -191,7 +192,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from ..scan import SUMMARY, ScanSettings, read_targets, scan
     from ..suspects.options import HttpOptions
 
-    targets = read_targets(args.suspects, args.from_file, family_null=args.family_null)
+    targets = read_targets(args.suspects, args.from_file, family_null=args.family_null or ())
     http = from_args(HttpOptions, args)
     settings = ScanSettings(
         method=args.method, alpha=args.alpha, fingerprints=args.fingerprints, outputs=args.outputs,
@@ -205,7 +206,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     table = [
         {"suspect": r.name, "verdict": r.verdict, "p_value": None if r.p_value is None else f"{r.p_value:.3g}",
          "similarity": r.similarity, "queries": r.queries,
-         **({"family null": r.family_null or ""} if any(x.family_null for x in rows) else {}),
+         **({"family null": " + ".join(r.family_null)} if any(x.family_null for x in rows) else {}),
          "note": r.error or ("earlier run" if r.resumed else "")}
         for r in rows
     ]  # fmt: skip

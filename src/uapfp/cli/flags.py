@@ -140,7 +140,7 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--query-log", default=None, help="JSON Lines query log (default: beside --json)")
     p.add_argument("--report", default=None, metavar="FILE.html", help="write a self-contained HTML report here")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
-    p.add_argument("--family-null", default=None, metavar="DIR", help=FAMILY_NULL_HELP)
+    p.add_argument("--family-null", action="append", default=None, metavar="DIR", help=FAMILY_NULL_HELP)
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_verify)
 
@@ -148,7 +148,8 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
 FAMILY_NULL_HELP = (
     "test the suspect against honest models of its own architecture (uapfp family-null) instead of the kit's "
     "calibration models, by the siblings method unless --method names another; for a suspect whose architecture "
-    "you know"
+    "you know. Give it more than once to join folders of that architecture built with other recipes (--epochs) "
+    "or seeds (--seed): a null that spans recipes"
 )
 
 
@@ -189,9 +190,10 @@ def _scan_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-sets", action="store_true", help="no early stop: every requested set, tested at alpha")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
     p.add_argument(
-        "--family-null", default=None, metavar="DIR",
+        "--family-null", action="append", default=None, metavar="DIR",
         help="the family null of every suspect whose line in --from names none (as verify --family-null: for "
-        "suspects of that one architecture; a suspect whose spec names another is refused)",
+        "suspects of that one architecture; a suspect whose spec names another is refused; more than once: "
+        "the folders joined)",
     )  # fmt: skip
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_scan)
@@ -203,7 +205,8 @@ def _recheck_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--json", default=None, help="write the recomputed verdict here")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
-    p.add_argument("--family-null", default=None, metavar="DIR", help="the family null the verdict was tested against")
+    p.add_argument("--family-null", action="append", default=None, metavar="DIR",
+                   help="the family null the verdict was tested against (each folder, where it joined several)")  # fmt: skip
     p.set_defaults(func=cmd_recheck)
 
 
