@@ -44,6 +44,13 @@ TINY_PROTECT = ProtectConfig(
 )  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch):
+    """Each test caches downloads and decoded image folders in a folder of its own, never in this machine's
+    ``~/.cache/uapfp`` (where a downloaded Fashion-MNIST would be found, and a missing-data test pass)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory):
     return build_zoo(tmp_path_factory.mktemp("zoo"), tiny_zoo_config(), progress=False)

@@ -40,13 +40,14 @@ def test_missing_dataset(capsys, tmp_path, monkeypatch):
     )
     line = _one_line_error(err)
     assert code != 0 and "apt-get install dataset-fashion-mnist" in line and "--data-dir" in line
+    assert not (tmp_path / "zoo").exists()  # refused before anything was written: no folder left behind
 
 
 def test_missing_image_folder(capsys, tmp_path):
     code, _, err = _run(
         capsys, "-q", "zoo", "build", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--out", str(tmp_path / "zoo")
     )
-    assert code != 0 and "train/ and test/" in _one_line_error(err)
+    assert code != 0 and "train/ and test/" in _one_line_error(err) and not (tmp_path / "zoo").exists()
 
 
 def test_unknown_architecture(capsys, tmp_path):

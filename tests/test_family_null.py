@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import json
 
 import numpy as np
@@ -250,6 +251,9 @@ def test_a_null_of_the_owners_own_factory_trusts_only_the_module_it_names(tiny_z
     out = tmp_path / "null"
     argv = ["-q", "family-null", "--kit", str(tiny_kit.path), "--zoo", str(tiny_zoo.path), "--arch",
             "tests.helpers:tiny_mlp", "--out", str(out), "--count", "4", "--epochs", "1"]  # fmt: skip
+    # the library trusts nothing by itself: a benchmark's cards name architectures too, and a card runs no code
+    with pytest.raises(ConfigError, match="--trust-code tests.helpers"):
+        build_family_null(tiny_kit, tiny_zoo, "tests.helpers:tiny_mlp", tmp_path / "untrusted", count=4, epochs=1)
     assert main(argv) == 0, capsys.readouterr().err
     null = FamilyNull.load(out, tiny_kit)
     assert null.arch == "tests.helpers:tiny_mlp" and null.count == 4
@@ -280,11 +284,14 @@ def test_nulls_of_other_recipes_join_into_one_that_spans_them(family_null, tiny_
     v = verify(tiny_kit, _unnamed(card), method="errors", family_null=both, sequential=False)
     m = get_method("errors")
     null = m.similarities(tiny_kit, both.answers["errors"][:, : v.fingerprints], "probs").mean(1)
-    assert v.null_count == 9 and v.p_value == pytest.approx(prediction_greater(np.array([v.similarity]), null.numpy()), rel=1e-3)
+    expected = prediction_greater(np.array([v.similarity]), null.numpy())
+    assert v.null_count == 9 and v.p_value == pytest.approx(expected, rel=1e-3)
     assert v.family_null["paths"] == both.folders and v.family_null["sha256"] == both.sha256
     # refused: a folder twice, models of the same seeds (shared initial weights), another architecture
-    with pytest.raises(ConfigError, match="given twice"):
-        combine_nulls([family_null, family_null])
+    with pytest.raises(ConfigError, match=f"{other.path} is given twice"):
+        combine_nulls([family_null, other, other])
+    with pytest.raises(ConfigError, match="cannot be joined again"):
+        combine_nulls([both, other])
     same_seeds = build_family_null(tiny_kit, tiny_zoo, ARCH, tmp_path / "same-seeds", count=4, epochs=2)
     with pytest.raises(ConfigError, match="same seed"):
         combine_nulls([family_null, same_seeds])
@@ -303,7 +310,18 @@ def test_nulls_of_other_recipes_join_into_one_that_spans_them(family_null, tiny_
     assert record["null_count"] == 9 and record["family_null"]["sha256"] == both.sha256
     page = (tmp_path / "verdict.html").read_text()
     assert f"--family-null {both.folders[0]} --family-null {both.folders[1]}" in page and "joins 2 folders" in page
+    assert "1 epoch, batch 128, augmentation none, seed 0" in page and "2 epochs, batch 128, augmentation none, seed 1" in page
+    header = json.loads(out.with_suffix(".queries.jsonl").read_text().splitlines()[0])
+    assert header["family_null_sha256"] == both.sha256 and header["family_null_paths"] == both.folders
     recheck = ["-q", "recheck", "--kit", str(tiny_kit.path), "--log", str(out.with_suffix(".queries.jsonl"))]
     assert main([*recheck, "--family-null", str(other.path), "--family-null", str(family_null.path)]) == 0
     capsys.readouterr()
-    assert main([*recheck, "--family-null", str(family_null.path)]) == 2 and "give that null" in capsys.readouterr().err
+    assert main([*recheck, "--family-null", str(family_null.path)]) == 2
+    err = capsys.readouterr().err
+    assert "give that null" in err and f"{both.folders[0]} + {both.folders[1]}" in err
+    # a crafted record's folders do not break the page, and a folder with a space is quoted in the command
+    from uapfp.report import verdict_report
+
+    for paths, shown in ((5, str(both.where)), (["/a b/null"], "--family-null '/a b/null'")):
+        crafted = {**record, "family_null": {**record["family_null"], "paths": paths, "path": str(both.where)}}
+        assert shown in html.unescape(verdict_report(crafted))

@@ -8,7 +8,7 @@ import pytest
 
 from uapfp.cli import EXIT_INCONCLUSIVE, main
 from uapfp.errors import ConfigError
-from uapfp.scan import read_targets
+from uapfp.scan import ScanSettings, read_targets
 
 KEYS = ("verdict", "p_value", "similarity", "queries", "method", "kit_sha256", "per_fingerprint", "null_models")
 
@@ -139,6 +139,31 @@ def test_a_scan_tests_a_suspect_against_the_family_null_its_line_names(family_nu
     got = json.loads((out / f"{row['name']}.json").read_text())
     assert not row["resumed"] and {k: got[k] for k in keys} == {k: expected["null"][k] for k in keys}
 
+    # a worker (on Ray) refuses a null that is not the one the scan checked
+    from uapfp.scan import Target, _verify_remote
+
+    target = Target("uapfp.archs.classic:mlp", weights, "w", (null,))
+    with pytest.raises(ConfigError, match="not the one the scan checked"):
+        _verify_remote(kit, ScanSettings(), [], target, "0" * 64)
+
+    # a file name that passes to another suspect when the list changes is verified again, not resumed
+    import shutil
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(family_null.path / "models" / f"{family_null.info['models'][int(sub == 'b')]['name']}.safetensors",
+                    tmp_path / sub / "m.safetensors")  # fmt: skip
+    lines = [f"uapfp.archs.classic:mlp {tmp_path / sub / 'm.safetensors'}" for sub in ("a", "b")]
+    swap = tmp_path / "swap"
+    for order in (lines, lines[::-1]):
+        listing.write_text("\n".join(order) + "\n")
+        main(["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(swap)])
+        rows = json.loads((swap / "summary.json").read_text())["suspects"]
+        assert [r["name"] for r in rows] == ["m", "m-2"] and not any(r["resumed"] for r in rows)
+        assert [json.loads((swap / f"{r['name']}.json").read_text())["scan_target"]["weights"] for r in rows] == [
+            line.split()[1] for line in order
+        ]
+
     # a folder that is no family null refuses the scan before any query, and writes nothing
     capsys.readouterr()
     bad = ["-q", "scan", "--kit", kit, "--from", str(listing), "--out", str(tmp_path / "none"), "--family-null"]
@@ -161,9 +186,17 @@ def test_suspect_lists_name_each_suspect_once(tmp_path):
     assert [(t.weights, t.family_null) for t in targets] == [
         (None, ("nulls/cnn",)), ("w/b.safetensors", ("nulls/mlp", "nulls/mlp-2ep")), (None, ("nulls/cnn",))
     ]  # fmt: skip
-    for line in ("a b c family-null=n", "family-null=n", "a family-null=", "a family-null=n b"):
+    for line in (
+        "a b c family-null=n",
+        "family-null=n",
+        "a family-null=",
+        "a family-null=n b",
+        "a family-null=n family-null=n",
+    ):
         listing.write_text(line + "\n")
         with pytest.raises(ConfigError, match="list.txt:1"):
             read_targets([], listing)
+    with pytest.raises(ConfigError, match="not a suspect"):
+        read_targets(["family-null=n"])
     with pytest.raises(ConfigError, match="no suspects"):
         read_targets([])

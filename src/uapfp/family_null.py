@@ -210,8 +210,14 @@ def combine_nulls(nulls: list[FamilyNull]) -> FamilyNull:
         )
     if len({n.kit_sha256 for n in nulls}) > 1 or len({frozenset(n.answers) for n in nulls}) > 1:
         raise ConfigError("family nulls built for different kits cannot be combined")
-    if len({n.sha256 for n in nulls}) < len(nulls) or any(n.parts for n in nulls):
-        raise ConfigError(f"the family null {nulls[0].where} is given twice, or a combined null again; give each folder once")
+    if any(n.parts for n in nulls):
+        raise ConfigError("a joined family null cannot be joined again; give each folder once")
+    by_identity: dict[str, FamilyNull] = {}
+    for n in nulls:
+        if n.sha256 in by_identity:
+            raise ConfigError(f"the family null {n.where} is given twice (as {by_identity[n.sha256].where} too); give "
+                              "each folder once")  # fmt: skip
+        by_identity[n.sha256] = n
     seen: dict[int, str] = {}
     for n in nulls:
         for card in n.models:
@@ -271,22 +277,12 @@ def build_family_null(
     epochs: int | None = None, augment: str | None = None, data_dir: str | None = None,
 ) -> FamilyNull:  # fmt: skip
     """Train ``count`` honest models of ``arch`` (a registered name or ``package.module:factory``, whose
-    module is the caller's: its code runs) on the zoo's data with its recipe (``epochs`` and ``augment``:
-    the zoo's by default), in rounds of :data:`KINDS`; ask each every query set of ``kit``; write the
-    folder ``out``. Resumable: a model already in ``out`` with the same recipe is kept, one with another is
-    refused. The answers to this kit's queries are asked again on every run (those of other kits are
-    kept), so a null's models serve a rebuilt kit of the same zoo."""
-    from .archs import module_of, trusting
-
-    with trusting([module_of(arch)] if ":" in arch else []):
-        return _build_family_null(kit, zoo, arch, Path(out), count=count, seed=seed, epochs=epochs, augment=augment,
-                                  data_dir=data_dir)  # fmt: skip
-
-
-def _build_family_null(
-    kit: Kit, zoo: Zoo, arch: str, out: Path, *, count: int, seed: int, epochs: int | None, augment: str | None,
-    data_dir: str | None,
-) -> FamilyNull:  # fmt: skip
+    module must be trusted: :func:`uapfp.archs.trusting`, as ``uapfp family-null --arch`` does for the module it
+    names) on the zoo's data with its recipe (``epochs`` and ``augment``: the zoo's by default), in rounds of
+    :data:`KINDS`; ask each every query set of ``kit``; write the folder ``out``. Resumable: a model already in
+    ``out`` with the same recipe is kept, one with another is refused. The answers to this kit's queries are
+    asked again on every run (those of other kits are kept), so a null's models serve a rebuilt kit of the
+    same zoo."""
     from .suspects.local import TorchSuspect
     from .training import accuracy
 
@@ -303,6 +299,7 @@ def _build_family_null(
               "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
     if recipe["epochs"] < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    out = Path(out)
     before = read_json(out / INFO_FILE) if (out / INFO_FILE).is_file() else None
     if before is not None and (not isinstance(before, dict) or before.get("format") != FAMILY_NULL_FORMAT
                                or before.get("recipe") != recipe):  # fmt: skip

@@ -79,6 +79,7 @@ class QueryLog:
                     "sequential": sequential,
                     **({"early_share": sequential_rule.EARLY_SHARE} if sequential else {}),
                     **({"family_null_sha256": family_null.sha256, "family_null_arch": family_null.arch,
+                        "family_null_paths": family_null.folders,  # where it was: the SHA-256 is what counts
                         **(suspect_architecture or {})} if family_null is not None else {}),
                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 }
@@ -117,6 +118,14 @@ def _input_digest(x: torch.Tensor) -> str:
     return hashlib.sha256(x.contiguous().numpy().astype("<f4").tobytes()).hexdigest()
 
 
+def _logged_folders(header: dict[str, Any]) -> str:
+    """The folders a log's header says its family null came from, as text (a log may be crafted)."""
+    paths = header.get("family_null_paths")
+    if isinstance(paths, list) and paths and all(isinstance(p, str) for p in paths):
+        return " + ".join(paths)
+    return "folders not recorded"
+
+
 def recheck_query_log(
     kit: Kit, path: str | os.PathLike[str], *, alpha: float | None = None, family_null: FamilyNull | None = None
 ) -> Verdict:
@@ -145,8 +154,9 @@ def recheck_query_log(
     logged_null = header.get("family_null_sha256")
     if logged_null != (family_null.sha256 if family_null is not None else None):
         raise ConfigError(
-            f"{path} was scored against the family null {logged_null} ({header.get('family_null_arch')}); "
-            "give that null with --family-null" if logged_null else
+            f"{path} was scored against the family null {logged_null} ({header.get('family_null_arch')}, from "
+            f"{_logged_folders(header)}); give that null with --family-null (once per folder, where it joined several)"
+            if logged_null else
             f"{path} was scored against the kit's calibration models, not a family null; leave out --family-null"
         )  # fmt: skip
     mode = OutputMode.parse(str(header.get("output_mode")))

@@ -16,6 +16,7 @@ import html
 import io
 import math
 import platform
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,27 @@ def _suspect_architecture(family: dict[str, Any]) -> str:
     return f"not named by the suspect (a file or a server): that it is {arch} is the owner's word"
 
 
+def _null_folders(family: dict[str, Any]) -> list[str]:
+    """The folders of a verdict's family null (one, or each of a joined null's); [] where the record says
+    nothing readable (a record handed to uapfp report may be crafted)."""
+    paths = family.get("paths")
+    if isinstance(paths, list) and paths and all(isinstance(p, str) for p in paths):
+        return paths
+    return [family["path"]] if isinstance(family.get("path"), str) else []
+
+
+def _null_recipes(family: dict[str, Any]) -> str:
+    """The recipe of each folder of the family null, as the evidence page says it."""
+    recipes = family.get("recipe")
+    recipes = recipes if isinstance(recipes, list) else [recipes]
+    said = [
+        f"{r.get('epochs')} epoch{'' if r.get('epochs') == 1 else 's'}, batch {r.get('batch_size')}, augmentation "
+        f"{r.get('augment')}, seed {r.get('seed')}"
+        for r in recipes if isinstance(r, dict)
+    ]  # fmt: skip
+    return "; ".join(said) or "not recorded"
+
+
 def _figure_per_set(record: dict[str, Any]) -> str | None:
     sims = [v for v in record.get("per_fingerprint") or [] if isinstance(v, (int, float)) and math.isfinite(v)]
     if not sims:
@@ -182,7 +204,7 @@ def verdict_report(record: dict[str, Any]) -> str:
     family = record.get("family_null") if isinstance(record.get("family_null"), dict) else {}
     recheck = (
         f"uapfp recheck --kit KIT --log {record.get('query_log')}"
-        + "".join(f" --family-null {p}" for p in (family.get("paths") or [family.get("path")] if family else []))
+        + "".join(f" --family-null {shlex.quote(p)}" for p in _null_folders(family))
         if record.get("query_log") else "(no query log was written)"
     )  # fmt: skip
     if family:
@@ -192,8 +214,8 @@ models of the suspect's own architecture ({e(family.get("arch"))}) that the owne
 thoroughly as those models: on the families benchmark of uapfp (docs/results-fmnist.md) a null of the suspect's own
 family kept false alarms near the level where the kit's calibration models did not, but honest models trained for
 half the epochs sat closer to the victim and were flagged (docs/method.md).""" + (
-            f""" This null joins {len(family["paths"])} folders, and holds the recipe of each."""
-            if len(family.get("paths") or []) > 1 else "")
+            f""" This null joins {len(_null_folders(family))} folders, and holds the recipe of each (below)."""
+            if len(_null_folders(family)) > 1 else "")
     else:
         caveat = """The p-value says how unusual the suspect's score is among the honest models the kit was
 calibrated with. It is exact for suspects like those models (the zoo's architectures and training
@@ -220,7 +242,9 @@ it was made; "not shown" is not proof of innocence.</p>
     ("sequential test", _sequential(record.get("sequential"))),
     ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
-    *([("family null", f"{family.get('models')} honest models of {family.get('arch')}, {family.get('path')}"),
+    *([("family null", f"{family.get('models')} honest models of {family.get('arch')}, "
+                       f"{' + '.join(_null_folders(family)) or 'folder not recorded'}"),
+       ("its training recipe" + ("s" if len(_null_folders(family)) > 1 else ""), _null_recipes(family)),
        ("family null SHA-256", mono(family.get("sha256"))),
        ("the suspect's architecture", _suspect_architecture(family))] if family else []),
 ])}</table>

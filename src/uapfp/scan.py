@@ -5,8 +5,9 @@ suspects overlap; a local model's forward passes release the GIL) or as Ray task
 or on a cluster (``ray_address``). Each suspect's verdict is what ``uapfp verify --json``
 writes for it, in ``OUT/NAME.json`` beside ``OUT/NAME.queries.jsonl``; ``OUT/summary.json``
 holds one row per suspect. A scan resumes: a suspect whose verdict file holds a verdict
-(``piracy`` or ``not shown``) by the same kit and settings (method, alpha, number of sets,
-answer mode, sequential or not, family null) is not queried again. A suspect whose architecture the
+(``piracy`` or ``not shown``) for the same suspect (spec and weights, ``scan_target`` in the record)
+by the same kit and settings (method, alpha, number of sets, answer mode, sequential or not, family
+null) is not queried again. A suspect whose architecture the
 owner knows can be tested against a null of that architecture (``uapfp family-null``): ``--family-null DIR``
 for every suspect, or ``family-null=DIR`` on its line of the suspect list (either more than once: the
 folders joined, :func:`uapfp.family_null.combine_nulls`); every null is loaded and checked against the kit
@@ -97,6 +98,10 @@ def read_targets(
     ``SPEC WEIGHTS``, then ``family-null=DIR`` once or more; blank lines and ``#`` comments skipped),
     each with a unique file name. ``family_null`` is the null of every suspect whose line names none."""
     given = tuple(family_null)
+    for s in specs:
+        if s.startswith(NULL_PREFIX):
+            raise ConfigError(f"{s} is not a suspect: on the command line, give --family-null DIR (family-null=DIR is "
+                              "for a line of the --from file)")  # fmt: skip
     pairs: list[tuple[str, str | None, tuple[str, ...]]] = [(s, None, given) for s in specs]
     if from_file is not None:
         try:
@@ -116,6 +121,8 @@ def read_targets(
                 raise ConfigError(
                     f"{from_file}:{n}: a line is SPEC, or SPEC WEIGHTS, then {NULL_PREFIX}DIR if it has its own null"
                 )
+            if len(set(own)) < len(own):
+                raise ConfigError(f"{from_file}:{n}: a {NULL_PREFIX} folder is named twice")
             pairs.append((words[0], words[1] if len(words) == 2 else None, tuple(own) or given))
     if not pairs:
         raise ConfigError("no suspects: name them on the command line or give --from FILE")
@@ -160,14 +167,22 @@ def verify_target(
     return evidence(verdict, kit, query_log, command=command)
 
 
-def _verify_remote(kit_path: str, settings: ScanSettings, trusted: list[str], target: Target) -> tuple[dict, bytes]:
-    """One suspect, in a Ray worker: its evidence record and query log bytes (written here by the caller)."""
+def _verify_remote(
+    kit_path: str, settings: ScanSettings, trusted: list[str], target: Target, null_sha256: str | None
+) -> tuple[dict, bytes]:
+    """One suspect, in a Ray worker: its evidence record and query log bytes (written here by the caller).
+    The family null is loaded here again, and refused unless it is the one the scan checked (``null_sha256``)."""
     from .archs import trusting
     from .kit import Kit
 
     with trusting(trusted), tempfile.TemporaryDirectory() as tmp:
         kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
         null = _load_null(target.family_null, kit)
+        if (null.sha256 if null is not None else None) != null_sha256:
+            raise ConfigError(
+                f"the family null {' + '.join(target.family_null)} on this worker is not the one the scan checked "
+                "(it changed, or the worker sees other files)"
+            )
         qlog = Path(tmp) / f"{target.name}.queries.jsonl"
         record = verify_target(kit, target, settings, qlog, null)
         return record, qlog.read_bytes()
@@ -209,8 +224,9 @@ def _resumable(kit: Any, settings: ScanSettings, family_null: Any = None) -> dic
     return wanted
 
 
-def _finished(path: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
-    """The verdict record at ``path`` if an earlier run of the scan settled it with the settings
+def _finished(path: Path, wanted: dict[str, Any], target: Target) -> dict[str, Any] | None:
+    """The verdict record at ``path`` if an earlier run of the scan settled it for this ``target`` (its spec and
+    weights: a file name can pass to another suspect when the list changes) with the settings
     :func:`_resumable` gives, else None (an inconclusive one is tried again)."""
     if not path.is_file():
         return None
@@ -221,7 +237,12 @@ def _finished(path: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("verdict") not in ("piracy", "not shown"):
         return None
     got = {k: _recorded(record, k) for k in wanted}
-    return record if got == wanted else None
+    return record if got == wanted and record.get("scan_target") == _identity(target) else None
+
+
+def _identity(target: Target) -> dict[str, Any]:
+    """What a scan's verdict record says of the suspect it is about (beside the settings)."""
+    return {"spec": target.spec, "weights": target.weights}
 
 
 def _recorded(record: dict[str, Any], key: str) -> Any:
@@ -264,7 +285,7 @@ def scan(
     rows: dict[str, ScanRow] = {}
     todo = []
     for t in targets:
-        record = _finished(out / f"{t.name}.json", wanted[t.family_null])
+        record = _finished(out / f"{t.name}.json", wanted[t.family_null], t)
         if record is not None:
             rows[t.name] = _row(t, record, out / f"{t.name}.json", resumed=True)
         else:
@@ -281,6 +302,7 @@ def scan(
             )
             log.error("%s: %s", t.name, error)
         else:
+            record = {**record, "scan_target": _identity(t)}
             write_json(path, record)
             rows[t.name] = _row(t, record, path)
             p = record.get("p_value")
@@ -304,7 +326,8 @@ def scan(
                     except UapfpError as exc:
                         finish(t, None, str(exc))
         else:
-            _scan_on_ray(kit_path, todo, settings, out, ray_address, trusted_modules(), finish)
+            _scan_on_ray(kit_path, todo, settings, out, ray_address, trusted_modules(), finish,
+                         {f: None if n is None else n.sha256 for f, n in nulls.items()})  # fmt: skip
     finally:
         bar.close()
         ordered = [rows[t.name] for t in targets if t.name in rows]
@@ -318,7 +341,7 @@ def scan(
 
 def _scan_on_ray(
     kit_path: str | os.PathLike[str], todo: list[Target], settings: ScanSettings, out: Path, address: str,
-    trusted: list[str], finish: Any,
+    trusted: list[str], finish: Any, null_sha256: dict[tuple[str, ...], str | None],
 ) -> None:  # fmt: skip
     from .raytasks import run_tasks
 
@@ -335,6 +358,7 @@ def _scan_on_ray(
     # a worker loads the null itself, from where this process found it
     resolved = {t: replace(t, family_null=tuple(str(Path(p).resolve()) for p in t.family_null)) for t in todo}
     run_tasks(
-        _verify_remote, {t: (resolved[t],) for t in todo}, address=address, done=done, failed=failed,
+        _verify_remote, {t: (resolved[t], null_sha256[t.family_null]) for t in todo}, address=address, done=done,
+        failed=failed,
         shared=(str(Path(kit_path).resolve()), settings, trusted),
     )  # fmt: skip

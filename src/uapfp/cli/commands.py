@@ -168,15 +168,17 @@ def _family_null(args: argparse.Namespace, kit):  # type: ignore[no-untyped-def]
 
 
 def cmd_family_null(args: argparse.Namespace) -> int:
+    from ..archs import module_of, trusting
     from ..family_null import build_family_null
     from ..kit import Kit
     from ..zoo import Zoo
 
     kit = Kit.load(args.kit, trusted_key=args.trusted_key)
-    null = build_family_null(
-        kit, Zoo.load(args.zoo), args.arch, args.out, count=args.count, seed=args.seed, epochs=args.epochs,
-        data_dir=args.data_dir,
-    )  # fmt: skip
+    with trusting([module_of(args.arch)] if ":" in args.arch else []):  # the factory named here is the owner's code
+        null = build_family_null(
+            kit, Zoo.load(args.zoo), args.arch, args.out, count=args.count, seed=args.seed, epochs=args.epochs,
+            data_dir=args.data_dir,
+        )  # fmt: skip
     accuracies = [m["test_accuracy"] for m in null.models]
     print(
         f"family null {null.path}: {null.count} honest models of {null.arch} (test accuracy {min(accuracies):.3f} "

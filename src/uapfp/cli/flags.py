@@ -148,8 +148,8 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
 FAMILY_NULL_HELP = (
     "test the suspect against honest models of its own architecture (uapfp family-null) instead of the kit's "
     "calibration models, by the siblings method unless --method names another; for a suspect whose architecture "
-    "you know. Give it more than once to join folders of that architecture built with other recipes (--epochs) "
-    "or seeds (--seed): a null that spans recipes"
+    "you know. Give it more than once to join folders of that architecture built with other recipes (--epochs), "
+    "each with its own --seed: a null that spans recipes"
 )
 
 
@@ -191,9 +191,9 @@ def _scan_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
     p.add_argument(
         "--family-null", action="append", default=None, metavar="DIR",
-        help="the family null of every suspect whose line in --from names none (as verify --family-null: for "
-        "suspects of that one architecture; a suspect whose spec names another is refused; more than once: "
-        "the folders joined)",
+        help="the family null of the suspects named on the command line and of those whose line in --from names "
+        "none (as verify --family-null: for suspects of that one architecture; a suspect whose spec names another "
+        "is refused; more than once: the folders joined)",
     )  # fmt: skip
     add_arguments(p, HttpOptions, only=HTTP_FLAGS)
     p.set_defaults(func=cmd_scan)

@@ -15,7 +15,7 @@ HTTP_FLAGS = ("timeout", "retries", "concurrency", "rate_limit", "token_env", "b
 class HttpOptions:
     """How :class:`~uapfp.suspects.http.HttpSuspect` talks to a server.
 
-    ``retries`` further attempts follow a 5xx, a 429, a timeout or a connection error, the
+    ``retries`` further attempts follow a 429, 500, 502, 503 or 504, a timeout or a connection error, the
     first after ``backoff`` seconds, each next one after twice as long.
     """
 

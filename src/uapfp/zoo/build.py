@@ -26,7 +26,7 @@ from .. import __version__
 from ..archs import create_model, load_factory, module_of, trusting
 from ..cards import CARD_FORMAT, card_is_finished, card_path, load_model_from_card, read_card
 from ..data import Dataset, DatasetSpec, attacker_pool, homologous_indices, load_dataset, victim_indices
-from ..errors import ConfigError
+from ..errors import ConfigError, UapfpError
 from ..extraction import create_attack
 from ..modelfiles import is_torchscript, load_torchscript, model_with_weights
 from ..storage import ensure_writable_dir, read_json, save_tensors, sha256_bytes, sha256_file, write_json
@@ -147,7 +147,7 @@ def build_zoo(
             return _build_zoo(
                 out, config, victim, data_dir=data_dir, progress=progress, dataset=dataset, ray_address=ray_address
             )
-    except ConfigError:
+    except UapfpError:
         if new and not any(out.iterdir()):  # refused before anything was written: leave no empty folder behind
             out.rmdir()
         raise
