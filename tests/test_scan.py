@@ -60,14 +60,18 @@ def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo,
     assert not row["resumed"] and json.loads((out / f"{row['name']}.json").read_text())["fingerprints"] == 4
 
 
-def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, family_null, tmp_path):
+def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, family_null, tmp_path, monkeypatch):
+    import shutil
+
     import ray
 
     from uapfp.scan import scan
 
-    listing = tmp_path / "suspects.txt"  # and one against a family null, which a worker loads itself
-    weights = family_null.path / "models" / f"{family_null.info['models'][1]['name']}.safetensors"
-    listing.write_text(f"uapfp.archs.classic:mlp {weights} family-null={family_null.path}\n")
+    # and one against a family null, which a worker loads itself, its weights named relative to this folder
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(family_null.path / "models" / f"{family_null.info['models'][1]['name']}.safetensors", "w.safetensors")
+    listing = tmp_path / "suspects.txt"
+    listing.write_text(f"uapfp.archs.classic:mlp w.safetensors family-null={family_null.path}\n")
     targets = read_targets(_suspects(tiny_kit, tiny_zoo), listing)
     local = scan(tiny_kit.path, targets, tmp_path / "local", workers=3, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -188,6 +188,20 @@ def _verify_remote(
         return record, qlog.read_bytes()
 
 
+def _resolved_spec(spec: str) -> str:
+    """``spec`` with a local file's path made absolute (a Ray worker need not start in this folder)."""
+    from .suspects.spec import scheme_of
+
+    try:
+        name = scheme_of(spec).name
+    except ConfigError:  # not a spec: the worker's error row says so
+        return spec
+    if name in ("onnx", "torchscript", "card"):
+        prefix = f"{name}:" if spec.startswith(f"{name}:") else ""
+        return prefix + str(Path(spec.removeprefix(prefix)).resolve())
+    return spec
+
+
 def _load_null(folders: tuple[str, ...], kit: Any) -> Any:
     """The family null of these folders, joined (None for none)."""
     from .family_null import FamilyNull, combine_nulls
@@ -355,8 +369,12 @@ def _scan_on_ray(
     def failed(t: Target, cause: BaseException) -> None:
         finish(t, None, str(cause) if isinstance(cause, UapfpError) else f"{type(cause).__name__}: {cause}")
 
-    # a worker loads the null itself, from where this process found it
-    resolved = {t: replace(t, family_null=tuple(str(Path(p).resolve()) for p in t.family_null)) for t in todo}
+    # a worker opens the suspect and loads the null itself, from where this process found them
+    resolved = {
+        t: replace(t, spec=_resolved_spec(t.spec), weights=t.weights and str(Path(t.weights).resolve()),
+                   family_null=tuple(str(Path(p).resolve()) for p in t.family_null))
+        for t in todo
+    }  # fmt: skip
     run_tasks(
         _verify_remote, {t: (resolved[t], null_sha256[t.family_null]) for t in todo}, address=address, done=done,
         failed=failed,
