@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,6 +234,12 @@ def combine_nulls(nulls: list[FamilyNull]) -> FamilyNull:
             "models": [card for n in ordered for card in n.models]}  # fmt: skip
     identity = sha256_bytes(json.dumps({"combined": [n.sha256 for n in ordered]}).encode())
     return FamilyNull(None, info, ordered[0].kit_sha256, answers, identity, tuple(ordered))
+
+
+def load_nulls(folders: Sequence[str | os.PathLike[str]], kit: Kit) -> FamilyNull | None:
+    """The family null of ``folders`` for ``kit`` (``--family-null``, once per folder): one folder's, or theirs
+    joined (:func:`combine_nulls`); None for no folder."""
+    return combine_nulls([FamilyNull.load(p, kit) for p in folders]) if folders else None
 
 
 def same_architecture(a: str, b: str, *, input_shape: tuple[int, int, int], num_classes: int) -> bool | None:

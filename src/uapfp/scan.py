@@ -173,11 +173,12 @@ def _verify_remote(
     """One suspect, in a Ray worker: its evidence record and query log bytes (written here by the caller).
     The family null is loaded here again, and refused unless it is the one the scan checked (``null_sha256``)."""
     from .archs import trusting
+    from .family_null import load_nulls
     from .kit import Kit
 
     with trusting(trusted), tempfile.TemporaryDirectory() as tmp:
         kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
-        null = _load_null(target.family_null, kit)
+        null = load_nulls(target.family_null, kit)
         if (null.sha256 if null is not None else None) != null_sha256:
             raise ConfigError(
                 f"the family null {' + '.join(target.family_null)} on this worker is not the one the scan checked "
@@ -200,13 +201,6 @@ def _resolved_spec(spec: str) -> str:
         prefix = f"{name}:" if spec.startswith(f"{name}:") else ""
         return prefix + str(Path(spec.removeprefix(prefix)).resolve())
     return spec
-
-
-def _load_null(folders: tuple[str, ...], kit: Any) -> Any:
-    """The family null of these folders, joined (None for none)."""
-    from .family_null import FamilyNull, combine_nulls
-
-    return combine_nulls([FamilyNull.load(p, kit) for p in folders]) if folders else None
 
 
 def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
@@ -287,13 +281,14 @@ def scan(
     from tqdm.auto import tqdm
 
     from .archs import trusted_modules
+    from .family_null import load_nulls
     from .kit import Kit
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     kit = Kit.load(kit_path, trusted_key=settings.trusted_key)
     # every family null is loaded, and checked against the kit and the settings, before the first query
-    nulls = {f: _load_null(f, kit) for f in dict.fromkeys(t.family_null for t in targets)}
+    nulls = {f: load_nulls(f, kit) for f in dict.fromkeys(t.family_null for t in targets)}
     wanted = {f: _resumable(kit, settings, null) for f, null in nulls.items()}
     out = ensure_writable_dir(Path(out))
     rows: dict[str, ScanRow] = {}

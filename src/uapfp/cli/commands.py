@@ -160,11 +160,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _family_null(args: argparse.Namespace, kit):  # type: ignore[no-untyped-def]
     """The family null ``--family-null`` names (the folders joined where it is given more than once), checked
     against the kit (None where none is named)."""
-    if not args.family_null:
-        return None
-    from ..family_null import FamilyNull, combine_nulls
+    from ..family_null import load_nulls
 
-    return combine_nulls([FamilyNull.load(p, kit) for p in args.family_null])
+    return load_nulls(args.family_null or (), kit)
 
 
 def cmd_family_null(args: argparse.Namespace) -> int:
