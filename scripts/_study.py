@@ -302,3 +302,21 @@ def p_left_out(sim: dict[str, float], x: str, null: list[str]) -> float:
 def cell(ps: list[float]) -> str:
     """Those of the p-values ``ps`` below 0.01 and 0.05, of how many."""
     return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"
+
+
+def null_and_recipe_files(models: str, kit: str, archs: Any, families: tuple[str, ...]) -> dict[str, Path]:
+    """The weights of the benchmark's family-null models of ``archs`` (``null/ARCH/NAME``) and of the recipe
+    study's `long` and `short` honest models of ``families`` (``RECIPE/FAMILY/KIND``, from
+    ``runs/family-null-recipe-KIT``, which `study-family-null-recipe.py` writes), by key."""
+    from uapfp.family_null import KINDS
+
+    files: dict[str, Path] = {}
+    for a in sorted(set(archs)):
+        for f in sorted((Path(models) / f"family-null-{a}" / "models").glob("*.safetensors")):
+            files[f"null/{a}/{f.stem}"] = f
+    folder = Path(f"runs/family-null-recipe-{Path(kit).name}")
+    for recipe in ("long", "short"):
+        for family in families:
+            for kind in KINDS:
+                files[f"{recipe}/{family}/{kind}"] = folder / recipe / f"{family}-{kind}.safetensors"
+    return files

@@ -31,12 +31,11 @@ import json
 from pathlib import Path
 
 import torch
-from _study import UniquePointStudy, cell, p_left_out
+from _study import UniquePointStudy, cell, null_and_recipe_files, p_left_out
 
 from uapfp.archs import create_model
 from uapfp.bench.suspects_zoo import DEV_FAMILIES, TEST_FAMILIES
 from uapfp.evaluate import auc
-from uapfp.family_null import KINDS
 from uapfp.methods import truncate
 from uapfp.storage import load_tensors
 from uapfp.suspects.local import TorchSuspect
@@ -52,15 +51,7 @@ honest = [i for i in bench if info[i]["role"] == "homologous"]
 
 # the null models' and the recipe models' answers to the error sets and the unique points (cached)
 c, h, w = data.input_shape
-files: dict[str, Path] = {}
-for a in sorted(set(arch.values())):
-    for f in sorted((Path(args.models) / f"family-null-{a}" / "models").glob("*.safetensors")):
-        files[f"null/{a}/{f.stem}"] = f
-recipe_folder = Path(f"runs/family-null-recipe-{Path(args.kit).name}")
-for recipe in RECIPES:
-    for family in families:
-        for kind in KINDS:
-            files[f"{recipe}/{family}/{kind}"] = recipe_folder / recipe / f"{family}-{kind}.safetensors"
+files = null_and_recipe_files(args.models, args.kit, arch.values(), families)
 cache = Path(f"runs/study-balanced-recipe-{st.tag}.pt")
 stored: dict[str, torch.Tensor] = torch.load(cache, weights_only=True) if cache.is_file() else {}
 for key, file in files.items():

@@ -28,12 +28,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import SHIFTS, cell, family_answers, family_study_args, p_left_out, shifted, victim_and_siblings
+from _study import (
+    SHIFTS,
+    cell,
+    family_answers,
+    family_study_args,
+    null_and_recipe_files,
+    p_left_out,
+    shifted,
+    victim_and_siblings,
+)
 
 from uapfp.archs import create_model
 from uapfp.bench.suspects_zoo import DEV_FAMILIES, TEST_FAMILIES
 from uapfp.evaluate import auc
-from uapfp.family_null import KINDS
 from uapfp.methods import get_method, truncate
 from uapfp.storage import load_tensors
 from uapfp.suspects.local import TorchSuspect
@@ -64,15 +72,7 @@ arch = {i: json.loads((Path(args.models) / f"{i}.json").read_text())["arch"] for
 copies = [i for i in bench if info[i]["role"] == "piracy"]
 honest = [i for i in bench if info[i]["role"] == "homologous"]
 calibration = [i for i in info if info[i]["group"] == "calibration"]
-files: dict[str, Path] = {}
-for a in sorted(set(arch.values())):
-    for f in sorted((Path(args.models) / f"family-null-{a}" / "models").glob("*.safetensors")):
-        files[f"null/{a}/{f.stem}"] = f
-recipe_folder = Path(f"runs/family-null-recipe-{Path(args.kit).name}")
-for recipe in ("long", "short"):
-    for family in families:
-        for kind in KINDS:
-            files[f"{recipe}/{family}/{kind}"] = recipe_folder / recipe / f"{family}-{kind}.safetensors"
+files = null_and_recipe_files(args.models, args.kit, arch.values(), families)
 cache = Path(f"runs/study-more-errors-{tag}-extra.pt")
 stored: dict[str, torch.Tensor] = torch.load(cache, weights_only=True) if cache.is_file() else {}
 c, h, w = data.input_shape
