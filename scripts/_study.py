@@ -320,3 +320,66 @@ def null_and_recipe_files(models: str, kit: str, archs: Any, families: tuple[str
             for kind in KINDS:
                 files[f"{recipe}/{family}/{kind}"] = folder / recipe / f"{family}-{kind}.safetensors"
     return files
+
+
+def family_null_table(args: Any, zoo: Any, kit: Any, nulls_of: Any) -> None:
+    """Print the table of the family-null studies (`study-spanning-null.py`, `study-mixed-null.py`): each suspect
+    of the half scored as `verify --family-null` does (`siblings` on every set, the kit's prediction t-test
+    against the null's models scored as suspects), probabilities and labels, at 0.01; 0.05: the benchmark's
+    copies and honest models, each null's own models against the rest of it, the recipe study's `long` and
+    `short` honest models. ``nulls_of(arch)``: ``{row name: FamilyNull}`` for the architecture, where a row of
+    ``(None, FamilyNull)`` tests against the kit's calibration models (``verify --method siblings``), and its
+    "own models" are that FamilyNull's, each against the kit's null."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from uapfp.bench.suspects_zoo import DEV_FAMILIES, TEST_FAMILIES
+    from uapfp.family_null import KINDS
+    from uapfp.methods import get_method, truncate
+    from uapfp.significance import prediction_greater
+
+    tag = f"{Path(args.kit).name}-{args.half}"
+    ref = kit.references["errors"]
+    n_sets = kit.config.fingerprints
+    answers, info = family_answers(zoo, kit, args.models, args.half, lambda s: torch.stack([s(q) for q in ref.queries]),
+                                   cache=f"runs/study-siblings-level-{tag}.pt")  # fmt: skip
+    recipe_answers = torch.load(f"runs/study-recipe-robust-{tag}.pt", weights_only=True)  # study-recipe-robust.py
+    families = DEV_FAMILIES if args.half == "dev" else TEST_FAMILIES
+    bench = [i for i in info if info[i]["group"] == "fam"]
+    arch = {i: json.loads((Path(args.models) / f"{i}.json").read_text())["arch"] for i in bench}
+    nulls = {a: nulls_of(a) for a in sorted(set(arch.values()))}
+    method = get_method("siblings")
+
+    def similarity(a: Any, mode: str) -> float:
+        return float(method.compare(ref.truncated(mode, n_sets), truncate(a[:n_sets], mode)).mean())
+
+    def p_value(s: float, null: Any, mode: str) -> float:
+        if isinstance(null, tuple):
+            return prediction_greater(np.array([s]), method.null(kit, mode, n_sets, None).mean(1).numpy())
+        return prediction_greater(np.array([s]), null.similarities(kit, method, mode, n_sets).mean(1).numpy())
+
+    print(
+        "| answers | null | copies detected | the benchmark's honest flagged | the null's own models flagged (each "
+        "against the rest) | `long` flagged | `short` flagged |\n" + "|---" * 7 + "|"
+    )
+    for mode in ("probs", "label"):
+        for name in nulls[families[0]]:
+            p = {i: p_value(similarity(answers[i], mode), nulls[arch[i]][name], mode) for i in bench}
+            copies = [p[i] for i in bench if info[i]["role"] == "piracy"]
+            honest = [p[i] for i in bench if info[i]["role"] == "homologous"]
+            own = []
+            for f in families:
+                null = nulls[f][name]
+                if isinstance(null, tuple):
+                    own += [p_value(similarity(a, mode), null, mode) for a in null[1].answers["errors"]]
+                    continue
+                for j in range(null.count):
+                    own.append(p_value(similarity(null.answers["errors"][j], mode), null.without(j), mode))
+            recipes = [
+                [p_value(similarity(recipe_answers[f"{r}/{f}-{k}"], mode), nulls[f][name], mode) for f in families for k in KINDS]
+                for r in ("long", "short")
+            ]  # fmt: skip
+            print(f"| {mode} | {name} | {cell(copies)} | {cell(honest)} | {cell(own)} | {cell(recipes[0])} | "
+                  f"{cell(recipes[1])} |", flush=True)  # fmt: skip
