@@ -13,7 +13,7 @@ source scripts/_second-victim.sh
 victim2 v2
 # Study: the same victim with siblings trained by the owner's own script (scripts/owner-siblings.py).
 .venv/bin/python scripts/owner-siblings.py --zoo runs/zoo-v2 --out runs/zoo-v2o
-[ -f runs/kit-v2o/kit.json ] || u protect --zoo runs/zoo-v2o --out runs/kit-v2o
+[ -f runs/kit-v2o/kit.json ] || u protect --zoo runs/zoo-v2o --out runs/kit-v2o --alpha 0.05  # the default of then
 u evaluate --kit runs/kit-v2o --zoo runs/zoo-v2o --method siblings --json runs/eval-v2o-siblings.json
 u bench families --zoo runs/zoo-v2o --kit runs/kit-v2o --models runs/families-v2 --halves both \
     --methods siblings,uap+siblings,uap --out runs/bench-families-v2o.json

@@ -170,6 +170,7 @@ def test_protect_takes_few_flags_and_a_config_file(tmp_path):
         n_views=4, fingerprints=5, encoder=replace(ProtectConfig().encoder, temperature=0.1, steps=7)
     )
     assert ProtectConfig().encoder.temperature == 0.15
+    assert ProtectConfig().alpha == 0.01  # decided on the families benchmark (docs/method.md, "The significance level")
     (tmp_path / "bad.json").write_text(json.dumps({"encoder_steps": 3}))
     with pytest.raises(ConfigError, match="unknown kit setting.*'encoder_steps'"):
         config("--config", str(tmp_path / "bad.json"))
@@ -190,6 +191,12 @@ def test_the_default_method_is_decided_when_the_kit_is_built(tiny_kit, tmp_path)
     assert ProtectConfig().method == "auto"
     assert choose_method(8) == "siblings" and choose_method(2) == "siblings" and choose_method(0) == "uap"
     assert choose_method(8, own_victim=True) == "uap"
+    # an own victim's uap that cannot show a copy at alpha gives way to siblings, where the zoo has them
+    # (siblings the user handed in; the zoo's own siblings of a user's victim flagged its honest models)
+    assert choose_method(8, own_victim=True, handed_in=8, floor=0.0137, alpha=0.01) == "siblings"
+    assert choose_method(8, own_victim=True, handed_in=8, floor=0.003, alpha=0.01) == "uap"
+    assert choose_method(8, own_victim=True, handed_in=0, floor=0.0137, alpha=0.01) == "uap"
+    assert choose_method(1, own_victim=True, handed_in=1, floor=0.5, alpha=0.01) == "uap"
     # a kit never says auto: one that does was not built by protect
     kit = tmp_path / "kit"
     shutil.copytree(tiny_kit.path, kit)
@@ -203,3 +210,28 @@ def test_the_default_method_is_decided_when_the_kit_is_built(tiny_kit, tmp_path)
     (kit / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(KitIntegrityError, match="decided when it is built"):
         Kit.load(kit)
+
+
+def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_alpha(tiny_zoo, tiny_kit, caplog):
+    """The floor is the p-value verify gives the victim itself as a suspect; a kit whose floor is not below
+    its alpha can show no copy, and protect says so."""
+    from uapfp.protect import fit_kit, p_floor
+    from uapfp.suspects.spec import card_suspect
+    from uapfp.verify import verify
+
+    answers = {key: ref.victim for key, ref in tiny_kit.references.items()}
+    answers["uap"] = tiny_kit.victim_fingerprints.reshape(tiny_kit.n_sets, -1, tiny_kit.num_classes)
+    floor = p_floor(tiny_kit, answers)
+    for mode in ("probs", "label"):
+        itself = verify(tiny_kit, card_suspect(tiny_zoo.victim, output=mode), sequential=False)
+        assert floor[mode] == pytest.approx(itself.p_value, rel=1e-9)
+        assert tiny_kit.info["p_floor"][mode] == pytest.approx(floor[mode], rel=1e-5)
+    assert "a suspect answering exactly as the victim gets p" in tiny_kit.summary()
+
+    # at an alpha below the floor: a warning per answer mode, and the summary says it
+    low = replace(tiny_kit.config, alpha=1e-15, encoder=replace(tiny_kit.config.encoder, steps=5))
+    with caplog.at_level("WARNING", logger="uapfp.protect"):
+        kit = fit_kit(tiny_zoo, profile_of(tiny_zoo, tiny_kit), low, progress=False)
+    said = [r.getMessage() for r in caplog.records if "an exact copy gets that" in r.getMessage()]
+    assert len(said) == 2 and "with probs answers (uap)" in said[0] and "with label answers (uap)" in said[1]
+    assert kit.summary().count("(cannot reach alpha)") == 2

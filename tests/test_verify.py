@@ -201,11 +201,16 @@ def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
     assert {c["id"]: c["weights_sha256"] for c in Zoo.load(zoo_dir).cards} == before
     settings = {"n_views": 4, "n_probes": 20, "encoder": {"steps": 60}, "lineage_sets": 5, "lineage_per_set": 20}
     (tmp_path / "small-kit.json").write_text(json.dumps(settings))
-    assert main(["-q", "protect", "--zoo", str(zoo_dir), "--out", str(kit_dir), "--fingerprints", "5", "--config",
-                 str(tmp_path / "small-kit.json"), "--trust-code", "tests.helpers", "--calibration-fraction", "0.6"]) == 0  # fmt: skip
+    protect = ["-q", "protect", "--zoo", str(zoo_dir), "--fingerprints", "5", "--config", str(tmp_path / "small-kit.json"),
+               "--trust-code", "tests.helpers", "--calibration-fraction", "0.6"]  # fmt: skip
+    assert main([*protect, "--out", str(kit_dir), "--alpha", "0.5"]) == 0
     kit = Kit.load(kit_dir)
     ref = kit.references["errors"]
     assert kit.info["siblings"] == ["sibling-00", "sibling-01"] and kit.config.method == "uap"
+    # at an alpha uap cannot reach (a perfect copy's p is its floor), auto takes the siblings handed in
+    floor = kit.info["p_floor"]["probs"]
+    assert main([*protect, "--out", str(tmp_path / "kit-low"), "--alpha", repr(floor * 0.999)]) == 0
+    assert Kit.load(tmp_path / "kit-low").config.method == "siblings"
     for i, model in enumerate(models[1:]):
         assert torch.allclose(ref.siblings[i], predict_logits(model, ref.queries.flatten(0, 1)).softmax(-1).view_as(ref.victim), atol=1e-6)
     victim = open_suspect("tests.helpers:tiny_mlp", input_shape=(1, 28, 28), num_classes=10, weights=files[0])
@@ -242,7 +247,8 @@ def test_siblings_handed_in_by_the_owner(tmp_path, capsys):
     cards = sorted(Zoo.load(ts_zoo).select("sibling"), key=lambda c: c["id"])
     assert [c["weights_format"] for c in cards] == ["torchscript"] * 2 and [c["source"] for c in cards] == ts[1:]
     assert main(["-q", "protect", "--zoo", str(ts_zoo), "--out", str(ts_kit), "--fingerprints", "5", "--config",
-                 str(tmp_path / "small-kit.json"), "--trust-code", "tests.helpers", "--calibration-fraction", "0.6"]) == 0  # fmt: skip
+                 str(tmp_path / "small-kit.json"), "--trust-code", "tests.helpers", "--calibration-fraction", "0.6",
+                 "--alpha", "0.5"]) == 0  # fmt: skip
     assert Kit.load(ts_kit).config.method == "uap"  # the zoo did not train this victim
 
 

@@ -104,7 +104,11 @@ class ProtectConfig(JsonConfig):
         default=(), metadata=option("hold out every piracy model of these attacks")
     )
     paper_split: bool = field(default=False, metadata=option("drop the victim's architecture from all suspects"))
-    alpha: float = field(default=0.05, metadata=option("significance level"))
+    alpha: float = field(
+        default=0.01,
+        metadata=option("significance level (0.01: at 0.05 honest models of architectures the zoo never held are "
+                        "flagged far above the level; docs/method.md)"),
+    )  # fmt: skip
     fingerprints: int = field(default=20, metadata=option("fingerprints per verification"))
     null: str = field(
         default="models",
@@ -120,7 +124,7 @@ class ProtectConfig(JsonConfig):
         default="auto",
         metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", A+B, "
                         "or auto: siblings when the zoo trained the victim and its siblings, else uap (a victim of your own "
-                        "keeps uap; docs/method.md)"),
+                        "keeps uap unless its p-values cannot reach alpha and the zoo has siblings; docs/method.md)"),
     )  # fmt: skip
     sequential: bool = True
     """verify stops querying once the sequential test settles the verdict (docs/method.md); False: every set, at alpha."""

@@ -264,5 +264,15 @@ class Kit:
             f"  {self.n_sets} probe sets of {self.probe_images.shape[1]} points; encoder trained on "
             f"{len(m['train'])} models, null from {len(m['calibration'])} homologous models (mean similarity "
             f"{self.info['null']['mean']}, calibration {self.config.calibration})\n"
-            f"  verdicts by method {self.config.method} (verify --method to choose another)"
+            f"  verdicts by method {self.config.method} at alpha {self.config.alpha} (verify --method to choose "
+            "another)" + _floor_line(self.info.get("p_floor"), self.config.alpha)
         )
+
+
+def _floor_line(floor: Any, alpha: float) -> str:
+    """The summary's line on what an exact copy gets (a kit made before it was recorded says nothing)."""
+    if not isinstance(floor, dict) or not all(isinstance(floor.get(m), (int, float)) for m in ("probs", "label")):
+        return ""
+    said = ", ".join(f"{floor[m]:.3g} with {m}" + (" (cannot reach alpha)" if floor[m] >= alpha else "")
+                     for m in ("probs", "label"))  # fmt: skip
+    return f"\n  a suspect answering exactly as the victim gets p {said}"

@@ -32,6 +32,7 @@ from .methods import Reference, boundary_queries, error_queries
 from .probes import select_probes
 from .significance import get_test
 from .storage import ensure_writable_dir, load_tensors, save_tensors, sha256_tensors
+from .suspects.base import OutputMode
 from .suspects.spec import card_suspect
 from .uap import UAPResult, create_uap_method
 from .zoo import Zoo
@@ -340,8 +341,9 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         for key, (q, labels) in profile.queries.items()
     }  # fmt: skip
     info["siblings"] = sibling_ids
-    if config.method == "auto":
-        config = replace(config, method=choose_method(len(sibling_ids), own_victim=vcard.get("train") is None))
+    auto, own_victim = config.method == "auto", vcard.get("train") is None
+    if auto:
+        config = replace(config, method=choose_method(len(sibling_ids), own_victim=own_victim))
         log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     kit = Kit(
         path=None,
@@ -356,19 +358,62 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         null_encoders=null_encoders,
         references=references,
     )
+    victim_answers = {key: a[vcard["id"]] for key, a in profile.stored().items()}
+    floor = p_floor(kit, victim_answers)
+    handed_in = sum(bool(cards[i].get("handed_in")) for i in sibling_ids)
+    if auto and config.method != choose_method(len(sibling_ids), own_victim=own_victim, handed_in=handed_in,
+                                               floor=floor["probs"], alpha=config.alpha):  # fmt: skip
+        log.warning(
+            "fingerprint method: siblings, not %s: with this zoo %s gives an exact copy p %.4g, so it could "
+            "never show a copy at alpha %g", config.method, config.method, floor["probs"], config.alpha,
+        )  # fmt: skip
+        kit.config = config = replace(config, method="siblings")
+        floor = p_floor(kit, victim_answers)
+    for mode, p in floor.items():
+        if p >= config.alpha:
+            log.warning(
+                "with %s answers (%s) this kit's p-values cannot fall below %.4g (an exact copy gets that): no "
+                "such verdict at alpha %g can be piracy; choose another --method, or a larger --alpha", mode,
+                config.method, p, config.alpha,
+            )  # fmt: skip
+    info["p_floor"] = {mode: float(f"{p:.6g}") for mode, p in floor.items()}
     null = kit.null_similarities()
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
     info["encoder_seconds"] = round(time.perf_counter() - start, 1)
     return kit
 
 
-def choose_method(siblings: int, *, own_victim: bool = False) -> str:
+def p_floor(kit: Kit, victim_answers: dict[str, torch.Tensor]) -> dict[str, float]:
+    """What an exact copy gets from the kit, per answer mode (``probs``, ``label``): the p-value of a suspect
+    that answers exactly as the victim (``victim_answers``: query-set name -> (S, n, K)) on the kit's sets. A
+    kit whose floor is at or above its alpha can show no copy in that mode (docs/method.md)."""
+    from .verify import Scoring, score_answers
+
+    scoring = Scoring.of(kit)
+    keys = {ch.query_key for ch in scoring.method.channels}
+    answers = {key: victim_answers[key][: kit.config.fingerprints] for key in keys}
+    return {
+        mode: float(score_answers(kit, answers, mode=OutputMode.parse(mode), scoring=scoring,
+                                  n_req=kit.config.fingerprints,
+                                  name="the victim", queries=0, start=time.perf_counter()).p_value)
+        for mode in ("probs", "label")
+    }  # fmt: skip
+
+
+def choose_method(
+    siblings: int, *, own_victim: bool = False, handed_in: int = 0, floor: float = 0.0, alpha: float = 1.0
+) -> str:  # fmt: skip
     """The method of ``--method auto``: ``siblings`` when the zoo has two or more of the victim's
     siblings and trained the victim itself, else the paper's ``uap`` (decided on the families
     benchmark's dev half). A user's own victim keeps uap: siblings the zoo trains get its recipe,
-    not the user's, and with siblings the user trained (``--victim-siblings``) ``siblings`` ranked
-    the one such victim measured 0.010 below ``uap`` on its dev half (docs/method.md)."""
-    return "siblings" if siblings >= 2 and not own_victim else "uap"
+    not the user's, and with siblings the user trained (``--victim-siblings``, ``handed_in``) ``siblings``
+    ranked the one such victim measured 0.010 below ``uap`` on its dev half (docs/method.md). Unless
+    ``uap``'s ``floor`` (:func:`p_floor`: what an exact copy gets) is not below ``alpha``: it could then show
+    no copy, and two or more siblings the user handed in are taken (zoo-trained ones flagged honest models
+    of that victim)."""
+    if siblings >= 2 and not own_victim:
+        return "siblings"
+    return "siblings" if own_victim and handed_in >= 2 and floor >= alpha else "uap"
 
 
 def protect(

@@ -130,7 +130,7 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--method", default=None, help="fingerprint method (default: the kit's); see docs/method.md")
     p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's, 20)")
-    p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's, 0.05)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's; protect's default is 0.01)")
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget")
     p.add_argument(
         "--all-sets", action="store_true",
