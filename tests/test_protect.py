@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -170,7 +171,6 @@ def test_protect_takes_few_flags_and_a_config_file(tmp_path):
         n_views=4, fingerprints=5, encoder=replace(ProtectConfig().encoder, temperature=0.1, steps=7)
     )
     assert ProtectConfig().encoder.temperature == 0.15
-    assert ProtectConfig().alpha == 0.01  # decided on the families benchmark (docs/method.md, "The significance level")
     (tmp_path / "bad.json").write_text(json.dumps({"encoder_steps": 3}))
     with pytest.raises(ConfigError, match="unknown kit setting.*'encoder_steps'"):
         config("--config", str(tmp_path / "bad.json"))
@@ -214,8 +214,10 @@ def test_the_default_method_is_decided_when_the_kit_is_built(tiny_kit, tmp_path)
 
 def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_alpha(tiny_zoo, tiny_kit, caplog):
     """The floor is the p-value verify gives the victim itself as a suspect; a kit whose floor is not below
-    its alpha can show no copy, and protect says so."""
+    the level its verdicts are tested at (alpha, or the sequential test's last level) can show no copy, and
+    protect says so."""
     from uapfp.protect import fit_kit, p_floor
+    from uapfp.sequential import verdict_level
     from uapfp.suspects.spec import card_suspect
     from uapfp.verify import verify
 
@@ -227,11 +229,44 @@ def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_
         assert floor[mode] == pytest.approx(itself.p_value, rel=1e-9)
         assert tiny_kit.info["p_floor"][mode] == pytest.approx(floor[mode], rel=1e-5)
     assert "a suspect answering exactly as the victim gets p" in tiny_kit.summary()
+    old = replace(tiny_kit, info={k: v for k, v in tiny_kit.info.items() if k != "p_floor"})  # a kit made before
+    assert "exactly as the victim" not in old.summary() and "verdicts by method uap" in old.summary()
 
+    # the sequential test's last look: alpha minus the two early looks' 2.5 % each (20 sets: looks at 5, 10, 20)
+    assert verdict_level(0.01, 20, sequential=True) == pytest.approx(0.0095)
+    assert verdict_level(0.01, 20, sequential=False) == 0.01
+
+    profile = profile_of(tiny_zoo, tiny_kit)
+    fast = replace(tiny_kit.config, encoder=replace(tiny_kit.config.encoder, steps=5))
     # at an alpha below the floor: a warning per answer mode, and the summary says it
-    low = replace(tiny_kit.config, alpha=1e-15, encoder=replace(tiny_kit.config.encoder, steps=5))
     with caplog.at_level("WARNING", logger="uapfp.protect"):
-        kit = fit_kit(tiny_zoo, profile_of(tiny_zoo, tiny_kit), low, progress=False)
+        kit = fit_kit(tiny_zoo, profile, replace(fast, alpha=1e-15), progress=False)
     said = [r.getMessage() for r in caplog.records if "an exact copy gets that" in r.getMessage()]
     assert len(said) == 2 and "with probs answers (uap)" in said[0] and "with label answers (uap)" in said[1]
     assert kit.summary().count("(cannot reach alpha)") == 2
+    # a floor just below alpha but not below the sequential test's last level (`errors`: no encoder in its floor)
+    errors = replace(fast, method="errors")
+    errors_floor = p_floor(replace(tiny_kit, config=replace(tiny_kit.config, method="errors")), answers)["probs"]
+    for sequential, warned in ((True, 1), (False, 0)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="uapfp.protect"):
+            kit = fit_kit(tiny_zoo, profile, replace(errors, alpha=errors_floor / 0.97, sequential=sequential),
+                          progress=False)  # fmt: skip
+        said = [r.getMessage() for r in caplog.records if "an exact copy gets that" in r.getMessage()]
+        assert [s for s in said if "with probs answers (errors)" in s] == said[:warned] and len(said) >= warned
+        assert kit.info["p_floor"]["probs"] == pytest.approx(errors_floor, rel=1e-5)
+
+
+def test_a_method_the_zoo_or_the_test_cannot_serve_is_refused_before_the_long_work(tiny_zoo):
+    from types import SimpleNamespace
+
+    from uapfp.protect import plan_models
+
+    without = SimpleNamespace(cards=[c for c in tiny_zoo.cards if c["role"] != "sibling"], victim=tiny_zoo.victim)
+    for method in ("siblings", "uap+siblings"):
+        with pytest.raises(ConfigError, match=re.escape(f"--method {method} needs 2 or more of the victim's siblings")):
+            plan_models(without, ProtectConfig(method=method))
+    plan_models(without, ProtectConfig(method="uap"))  # uap needs none
+    plan_models(without, ProtectConfig())  # nor does auto, which then takes uap
+    with pytest.raises(ConfigError, match="combined method is tested by the model-level test"):
+        plan_models(tiny_zoo, ProtectConfig(method="uap+errors", null="global"))

@@ -265,14 +265,18 @@ class Kit:
             f"{len(m['train'])} models, null from {len(m['calibration'])} homologous models (mean similarity "
             f"{self.info['null']['mean']}, calibration {self.config.calibration})\n"
             f"  verdicts by method {self.config.method} at alpha {self.config.alpha} (verify --method to choose "
-            "another)" + _floor_line(self.info.get("p_floor"), self.config.alpha)
+            "another)" + _floor_line(self.info.get("p_floor"), self.config)
         )
 
 
-def _floor_line(floor: Any, alpha: float) -> str:
+def _floor_line(floor: Any, config: Any) -> str:
     """The summary's line on what an exact copy gets (a kit made before it was recorded says nothing)."""
     if not isinstance(floor, dict) or not all(isinstance(floor.get(m), (int, float)) for m in ("probs", "label")):
         return ""
-    said = ", ".join(f"{floor[m]:.3g} with {m}" + (" (cannot reach alpha)" if floor[m] >= alpha else "")
+    from .sequential import verdict_level
+
+    level = verdict_level(config.alpha, config.fingerprints, sequential=config.sequential)
+    said = ", ".join(f"{floor[m]:.3g} with {m}" + (" (cannot reach alpha)" if floor[m] >= level else "")
                      for m in ("probs", "label"))  # fmt: skip
-    return f"\n  a suspect answering exactly as the victim gets p {said}"
+    return (f"\n  a suspect answering exactly as the victim gets p {said} ({config.method}, all "
+            f"{config.fingerprints} sets)")  # fmt: skip

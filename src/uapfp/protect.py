@@ -30,6 +30,7 @@ from .fingerprint import fingerprint
 from .kit import KIT_FORMAT, Kit
 from .methods import Reference, boundary_queries, error_queries
 from .probes import select_probes
+from .sequential import verdict_level
 from .significance import get_test
 from .storage import ensure_writable_dir, load_tensors, save_tensors, sha256_tensors
 from .suspects.base import OutputMode
@@ -149,9 +150,26 @@ def plan_models(zoo: Zoo, config: ProtectConfig) -> Plan:
     """Split the zoo's models and settle the calibration, refusing a split that cannot calibrate."""
     assignment = split_models(zoo.cards, config, zoo.victim["arch"])
     _check_calibration(sum(part == "calibration" for part in assignment.values()), config)
+    _check_method(zoo.cards, config)
     cards = {c["id"]: c for c in zoo.cards}
     config = replace(config, calibration=resolve_calibration(cards, assignment, config))
     return Plan(assignment, config, _leave_arch_out_sets(cards, assignment, config.calibration))
+
+
+def _check_method(cards: list[dict[str, Any]], config: ProtectConfig) -> None:
+    """Refuse, before the long work, a ``--method`` the zoo or the test cannot serve."""
+    if config.method == "auto":
+        return
+    from .methods import get_method
+
+    method = get_method(config.method)
+    if any(ch.name == "siblings" for ch in method.channels) and sum(c["role"] == "sibling" for c in cards) < 2:
+        raise ConfigError(
+            f"--method {config.method} needs 2 or more of the victim's siblings, which this zoo lacks; build the zoo "
+            "with siblings (uapfp zoo build; --victim-siblings for a victim of your own) or choose another --method"
+        )
+    if len(method.channels) > 1 and config.null != "models":
+        raise ConfigError(f"a combined method is tested by the model-level test (--null models), not {config.null!r}")
 
 
 # --------------------------------------------------------------------------- profiling a zoo
@@ -344,7 +362,6 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     auto, own_victim = config.method == "auto", vcard.get("train") is None
     if auto:
         config = replace(config, method=choose_method(len(sibling_ids), own_victim=own_victim))
-        log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     kit = Kit(
         path=None,
         info=info,
@@ -360,17 +377,21 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     )
     victim_answers = {key: a[vcard["id"]] for key, a in profile.stored().items()}
     floor = p_floor(kit, victim_answers)
+    level = verdict_level(config.alpha, config.fingerprints, sequential=config.sequential)
     handed_in = sum(bool(cards[i].get("handed_in")) for i in sibling_ids)
     if auto and config.method != choose_method(len(sibling_ids), own_victim=own_victim, handed_in=handed_in,
-                                               floor=floor["probs"], alpha=config.alpha):  # fmt: skip
+                                               floor=max(floor.values()), alpha=level):  # fmt: skip
         log.warning(
-            "fingerprint method: siblings, not %s: with this zoo %s gives an exact copy p %.4g, so it could "
-            "never show a copy at alpha %g", config.method, config.method, floor["probs"], config.alpha,
+            "fingerprint method: siblings, not %s: with this zoo %s gives an exact copy p %.4g (probabilities) and "
+            "%.4g (labels), so it could not show every copy at alpha %g", config.method, config.method,
+            floor["probs"], floor["label"], config.alpha,
         )  # fmt: skip
         kit.config = config = replace(config, method="siblings")
         floor = p_floor(kit, victim_answers)
+    if auto:
+        log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     for mode, p in floor.items():
-        if p >= config.alpha:
+        if p >= level:
             log.warning(
                 "with %s answers (%s) this kit's p-values cannot fall below %.4g (an exact copy gets that): no "
                 "such verdict at alpha %g can be piracy; choose another --method, or a larger --alpha", mode,

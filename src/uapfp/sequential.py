@@ -47,6 +47,12 @@ def levels(alpha: float, n_looks: int, *, early_share: float | None = None) -> l
     return [*early, alpha - sum(early)]
 
 
+def verdict_level(alpha: float, n: int, *, sequential: bool) -> float:
+    """The level a verdict on all ``n`` sets is tested at: ``alpha``, or (``sequential``) what the last look
+    has left of it."""
+    return levels(alpha, len(looks(n)))[-1] if sequential else alpha
+
+
 def decision(p: float, level: float, *, last: bool) -> str | None:
     """``piracy``, ``not shown``, or None (query on) for a look's p-value and level."""
     from .verify import NOT_SHOWN, PIRACY
