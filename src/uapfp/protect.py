@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import os
 import platform
 import time
@@ -397,7 +398,7 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
                 "such verdict at alpha %g can be piracy; choose another --method, or a larger --alpha", mode,
                 config.method, p, config.alpha,
             )  # fmt: skip
-    info["p_floor"] = {mode: float(f"{p:.6g}") for mode, p in floor.items()}
+    info["p_floor"] = {mode: float(f"{p:.6g}") for mode, p in floor.items() if math.isfinite(p)}
     null = kit.null_similarities()
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
     info["encoder_seconds"] = round(time.perf_counter() - start, 1)
