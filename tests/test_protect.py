@@ -231,6 +231,8 @@ def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_
     assert "a suspect answering exactly as the victim gets p" in tiny_kit.summary()
     old = replace(tiny_kit, info={k: v for k, v in tiny_kit.info.items() if k != "p_floor"})  # a kit made before
     assert "exactly as the victim" not in old.summary() and "verdicts by method uap" in old.summary()
+    for crafted in ({"probs": True, "label": 0.5}, {"probs": "0.1", "label": 0.5}, [0.1], {"probs": 10**400, "label": 0.5}):
+        assert "exactly as the victim" not in replace(tiny_kit, info={**tiny_kit.info, "p_floor": crafted}).summary()
 
     # the sequential test's last look: alpha minus the two early looks' 2.5 % each (20 sets: looks at 5, 10, 20)
     assert verdict_level(0.01, 20, sequential=True) == pytest.approx(0.0095)
@@ -243,7 +245,7 @@ def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_
         kit = fit_kit(tiny_zoo, profile, replace(fast, alpha=1e-15), progress=False)
     said = [r.getMessage() for r in caplog.records if "an exact copy gets that" in r.getMessage()]
     assert len(said) == 2 and "with probs answers (uap)" in said[0] and "with label answers (uap)" in said[1]
-    assert kit.summary().count("(cannot reach alpha)") == 2
+    assert kit.summary().count(": no copy can be shown)") == 2
     # a floor just below alpha but not below the sequential test's last level (`errors`: no encoder in its floor)
     errors = replace(fast, method="errors")
     errors_floor = p_floor(replace(tiny_kit, config=replace(tiny_kit.config, method="errors")), answers)["probs"]
@@ -270,3 +272,8 @@ def test_a_method_the_zoo_or_the_test_cannot_serve_is_refused_before_the_long_wo
     plan_models(without, ProtectConfig())  # nor does auto, which then takes uap
     with pytest.raises(ConfigError, match="combined method is tested by the model-level test"):
         plan_models(tiny_zoo, ProtectConfig(method="uap+errors", null="global"))
+    # a method that reads the victim's errors in fewer sets than a verification asks for (auto: it may take siblings)
+    for method in ("siblings", "errors", "auto"):
+        with pytest.raises(ConfigError, match=r"lineage_sets \(5\).*fewer than --fingerprints \(8\)"):
+            plan_models(tiny_zoo, ProtectConfig(method=method, lineage_sets=5, fingerprints=8))
+    plan_models(tiny_zoo, ProtectConfig(method="uap", lineage_sets=5, fingerprints=8))

@@ -124,7 +124,7 @@ class ProtectConfig(JsonConfig):
         default="auto",
         metadata=option("the fingerprint method verify uses by default: " + ", ".join(METHOD_NAMES) + ", A+B, "
                         "or auto: siblings when the zoo trained the victim and its siblings, else uap (a victim of your own "
-                        "keeps uap, unless its p-values cannot reach alpha and you handed in 2 or more siblings with "
+                        "keeps uap, unless its p-values cannot reach the level and you handed in 2 or more siblings with "
                         "--victim-siblings; docs/method.md)"),
     )  # fmt: skip
     sequential: bool = True

@@ -271,12 +271,15 @@ class Kit:
 
 def _floor_line(floor: Any, config: Any) -> str:
     """The summary's line on what an exact copy gets (a kit made before it was recorded says nothing)."""
-    if not isinstance(floor, dict) or not all(isinstance(floor.get(m), (int, float)) for m in ("probs", "label")):
+    import math
+
+    if not isinstance(floor, dict) or not all(type(floor.get(m)) is float and math.isfinite(floor[m])
+                                              for m in ("probs", "label")):  # fmt: skip
         return ""
     from .sequential import verdict_level
 
     level = verdict_level(config.alpha, config.fingerprints, sequential=config.sequential)
-    said = ", ".join(f"{floor[m]:.3g} with {m}" + (" (cannot reach alpha)" if floor[m] >= level else "")
-                     for m in ("probs", "label"))  # fmt: skip
+    said = ", ".join(f"{floor[m]:.3g} with {m}" + (f" (not below {level:.4g}: no copy can be shown)" if floor[m] >= level
+                                                   else "") for m in ("probs", "label"))  # fmt: skip
     return (f"\n  a suspect answering exactly as the victim gets p {said} ({config.method}, all "
             f"{config.fingerprints} sets)")  # fmt: skip

@@ -159,10 +159,15 @@ def plan_models(zoo: Zoo, config: ProtectConfig) -> Plan:
 
 def _check_method(cards: list[dict[str, Any]], config: ProtectConfig) -> None:
     """Refuse, before the long work, a ``--method`` the zoo or the test cannot serve."""
-    if config.method == "auto":
-        return
     from .methods import get_method
 
+    if config.method == "auto":  # it may take siblings, which read the victim's errors
+        if sum(c["role"] == "sibling" for c in cards) >= 2 and config.lineage_sets < config.fingerprints:
+            raise ConfigError(
+                f"--method auto may take siblings, which reads lineage_sets ({config.lineage_sets}) query sets, "
+                f"fewer than --fingerprints ({config.fingerprints}); give as many of each, or a --method"
+            )
+        return
     method = get_method(config.method)
     if any(ch.name == "siblings" for ch in method.channels) and sum(c["role"] == "sibling" for c in cards) < 2:
         raise ConfigError(
@@ -171,6 +176,11 @@ def _check_method(cards: list[dict[str, Any]], config: ProtectConfig) -> None:
         )
     if len(method.channels) > 1 and config.null != "models":
         raise ConfigError(f"a combined method is tested by the model-level test (--null models), not {config.null!r}")
+    if any(ch.query_key != "uap" for ch in method.channels) and config.lineage_sets < config.fingerprints:
+        raise ConfigError(
+            f"--method {config.method} reads the victim's errors in lineage_sets ({config.lineage_sets}) query sets, "
+            f"fewer than --fingerprints ({config.fingerprints}); give as many of each"
+        )
 
 
 # --------------------------------------------------------------------------- profiling a zoo
@@ -381,28 +391,40 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
     level = verdict_level(config.alpha, config.fingerprints, sequential=config.sequential)
     handed_in = sum(bool(cards[i].get("handed_in")) for i in sibling_ids)
     if auto and config.method != choose_method(len(sibling_ids), own_victim=own_victim, handed_in=handed_in,
-                                               floor=max(floor.values()), alpha=level):  # fmt: skip
-        log.warning(
-            "fingerprint method: siblings, not %s: with this zoo %s gives an exact copy p %.4g (probabilities) and "
-            "%.4g (labels), so it could not show every copy at alpha %g", config.method, config.method,
-            floor["probs"], floor["label"], config.alpha,
-        )  # fmt: skip
-        kit.config = config = replace(config, method="siblings")
-        floor = p_floor(kit, victim_answers)
+                                               floor=_worst(floor), alpha=level):  # fmt: skip
+        other = p_floor(replace(kit, config=replace(config, method="siblings")), victim_answers)
+        if _worst(other) < _worst(floor):  # a method that cannot reach the level gives way to one that does better
+            log.warning(
+                "fingerprint method: siblings, not %s: with this zoo %s gives an exact copy p %.4g (probabilities) "
+                "and %.4g (labels), so it could not show every copy at %s", config.method, config.method,
+                floor["probs"], floor["label"], _level_said(config, level),
+            )  # fmt: skip
+            kit.config = config = replace(config, method="siblings")
+            floor = other
     if auto:
         log.info("fingerprint method: %s (the zoo has %d siblings of the victim)", config.method, len(sibling_ids))
     for mode, p in floor.items():
-        if p >= level:
+        if not p < level:  # a floor that is not a number cannot reach it either
             log.warning(
                 "with %s answers (%s) this kit's p-values cannot fall below %.4g (an exact copy gets that): no "
-                "such verdict at alpha %g can be piracy; choose another --method, or a larger --alpha", mode,
-                config.method, p, config.alpha,
+                "such verdict at %s can be piracy; choose another --method, or a larger --alpha", mode,
+                config.method, p, _level_said(config, level),
             )  # fmt: skip
     info["p_floor"] = {mode: float(f"{p:.6g}") for mode, p in floor.items() if math.isfinite(p)}
     null = kit.null_similarities()
     info["null"] = {"mean": round(float(null.mean()), 4), "std": round(float(null.std()), 4), "models": len(cal_ids)}
     info["encoder_seconds"] = round(time.perf_counter() - start, 1)
     return kit
+
+
+def _worst(floor: dict[str, float]) -> float:
+    """The larger floor of the answer modes (a floor that is not a number counts as 1)."""
+    return max(p if math.isfinite(p) else 1.0 for p in floor.values())
+
+
+def _level_said(config: ProtectConfig, level: float) -> str:
+    """The level a verdict is tested at, as a message says it."""
+    return f"alpha {config.alpha:g}" + (f" (the sequential test's last look: {level:.4g})" if level != config.alpha else "")
 
 
 def p_floor(kit: Kit, victim_answers: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -430,9 +452,10 @@ def choose_method(
     benchmark's dev half). A user's own victim keeps uap: siblings the zoo trains get its recipe,
     not the user's, and with siblings the user trained (``--victim-siblings``, ``handed_in``) ``siblings``
     ranked the one such victim measured 0.010 below ``uap`` on its dev half (docs/method.md). Unless
-    ``uap``'s ``floor`` (:func:`p_floor`: what an exact copy gets) is not below ``alpha``: it could then show
-    no copy, and two or more siblings the user handed in are taken (zoo-trained ones flagged honest models
-    of that victim)."""
+    ``uap``'s ``floor`` (:func:`p_floor`: what an exact copy gets; the larger of the two answer modes') is not
+    below ``alpha`` (the level a verdict is tested at: with the sequential test, its last look's): it could
+    then not show every copy, and two or more siblings the user handed in are taken (zoo-trained ones flagged
+    honest models of that victim)."""
     if siblings >= 2 and not own_victim:
         return "siblings"
     return "siblings" if own_victim and handed_in >= 2 and floor >= alpha else "uap"
