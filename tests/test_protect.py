@@ -221,9 +221,7 @@ def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_
     from uapfp.suspects.spec import card_suspect
     from uapfp.verify import verify
 
-    answers = {key: ref.victim for key, ref in tiny_kit.references.items()}
-    answers["uap"] = tiny_kit.victim_fingerprints.reshape(tiny_kit.n_sets, -1, tiny_kit.num_classes)
-    floor = p_floor(tiny_kit, answers)
+    floor = p_floor(tiny_kit)
     for mode in ("probs", "label"):
         itself = verify(tiny_kit, card_suspect(tiny_zoo.victim, output=mode), sequential=False)
         assert floor[mode] == pytest.approx(itself.p_value, rel=1e-9)
@@ -248,7 +246,7 @@ def test_a_kit_records_what_an_exact_copy_gets_and_warns_when_that_cannot_reach_
     assert kit.summary().count(": no copy can be shown)") == 2
     # a floor just below alpha but not below the sequential test's last level (`errors`: no encoder in its floor)
     errors = replace(fast, method="errors")
-    errors_floor = p_floor(replace(tiny_kit, config=replace(tiny_kit.config, method="errors")), answers)["probs"]
+    errors_floor = p_floor(replace(tiny_kit, config=replace(tiny_kit.config, method="errors")))["probs"]
     for sequential, warned in ((True, 1), (False, 0)):
         caplog.clear()
         with caplog.at_level("WARNING", logger="uapfp.protect"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from .encoder import FingerprintEncoder, build_encoder, embed
 from .errors import ConfigError, KitIntegrityError
 from .fingerprint import apply_output_mode
 from .methods.base import Reference
+from .sequential import verdict_level
 from .signing import SIGNATURE_FILE, check_signature, signer_of
 from .storage import load_tensors, read_json, save_tensors, sha256_file, write_json
 from .suspects.base import OutputMode
@@ -271,13 +273,9 @@ class Kit:
 
 def _floor_line(floor: Any, config: Any) -> str:
     """The summary's line on what an exact copy gets (a kit made before it was recorded says nothing)."""
-    import math
-
     if not isinstance(floor, dict) or not all(type(floor.get(m)) is float and math.isfinite(floor[m])
                                               for m in ("probs", "label")):  # fmt: skip
         return ""
-    from .sequential import verdict_level
-
     level = verdict_level(config.alpha, config.fingerprints, sequential=config.sequential)
     said = ", ".join(f"{floor[m]:.3g} with {m}" + (f" (not below {level:.4g}: no copy can be shown)" if floor[m] >= level
                                                    else "") for m in ("probs", "label"))  # fmt: skip

@@ -386,13 +386,12 @@ def fit_kit(zoo: Zoo, profile: Profile, config: ProtectConfig = ProtectConfig(),
         null_encoders=null_encoders,
         references=references,
     )
-    victim_answers = {key: a[vcard["id"]] for key, a in profile.stored().items()}
-    floor = p_floor(kit, victim_answers)
+    floor = p_floor(kit)
     level = verdict_level(config.alpha, config.fingerprints, sequential=config.sequential)
     handed_in = sum(bool(cards[i].get("handed_in")) for i in sibling_ids)
     if auto and config.method != choose_method(len(sibling_ids), own_victim=own_victim, handed_in=handed_in,
                                                floor=_worst(floor), alpha=level):  # fmt: skip
-        other = p_floor(replace(kit, config=replace(config, method="siblings")), victim_answers)
+        other = p_floor(replace(kit, config=replace(config, method="siblings")))
         if _worst(other) < _worst(floor):  # a method that cannot reach the level gives way to one that does better
             log.warning(
                 "fingerprint method: siblings, not %s: with this zoo %s gives an exact copy p %.4g (probabilities) "
@@ -427,15 +426,16 @@ def _level_said(config: ProtectConfig, level: float) -> str:
     return f"alpha {config.alpha:g}" + (f" (the sequential test's last look: {level:.4g})" if level != config.alpha else "")
 
 
-def p_floor(kit: Kit, victim_answers: dict[str, torch.Tensor]) -> dict[str, float]:
+def p_floor(kit: Kit) -> dict[str, float]:
     """What an exact copy gets from the kit, per answer mode (``probs``, ``label``): the p-value of a suspect
-    that answers exactly as the victim (``victim_answers``: query-set name -> (S, n, K)) on the kit's sets. A
-    kit whose floor is at or above its alpha can show no copy in that mode (docs/method.md)."""
+    that answers exactly as the victim (the kit holds the victim's answers to every query set) on the kit's
+    sets. A kit whose floor is at or above its alpha can show no copy in that mode (docs/method.md)."""
     from .verify import Scoring, score_answers
 
     scoring = Scoring.of(kit)
-    keys = {ch.query_key for ch in scoring.method.channels}
-    answers = {key: victim_answers[key][: kit.config.fingerprints] for key in keys}
+    victim = {key: ref.victim for key, ref in kit.references.items()}
+    victim["uap"] = kit.victim_fingerprints.reshape(kit.victim_fingerprints.shape[0], -1, kit.num_classes)
+    answers = {ch.query_key: victim[ch.query_key][: kit.config.fingerprints] for ch in scoring.method.channels}
     return {
         mode: float(score_answers(kit, answers, mode=OutputMode.parse(mode), scoring=scoring,
                                   n_req=kit.config.fingerprints,
