@@ -3,6 +3,7 @@
     python scripts/study-family-null-recipe.py --zoo runs/zoo-quick --kit runs/kit-quick --models runs/families-quick --half dev
     python scripts/study-recipe-robust.py --zoo runs/zoo-quick --kit runs/kit-quick --models runs/families-quick
     uapfp family-null --kit runs/kit-quick --zoo runs/zoo-quick --arch ARCH --out runs/families-quick/family-null-ARCH-e2 --epochs 2 --seed 1   # each family
+    uapfp family-null --kit runs/kit-quick --zoo runs/zoo-quick --arch ARCH --out runs/families-quick/family-null-ARCH-span   # the default
     python scripts/study-spanning-null.py --zoo runs/zoo-quick --kit runs/kit-quick --models runs/families-quick [--half test]
 
 The family null the benchmark builds (``MODELS/family-null-ARCH``: 12 honest models of the suspect's
@@ -15,7 +16,9 @@ as `verify --family-null` does (`siblings` on every set, the kit's prediction t-
 models scored as suspects, probabilities and labels) against its architecture's null alone and against
 the two joined: the benchmark's copies and honest models, the `long` (8 epochs, batch 64, crops) and
 `short` (2 epochs, batch 256: fewer steps than the second folder's) honest models of the recipe study, and
-each null's own models against the rest of it. Counted at alpha 0.01; 0.05. The answers come from the
+each null's own models against the rest of it. Where ``MODELS/family-null-ARCH-span`` is there (``uapfp
+family-null`` with its defaults: 12 models, one round of four at the zoo's epochs, half and a quarter of them),
+it is scored too. Counted at alpha 0.01; 0.05. The answers come from the
 caches of the other studies of the half (run `study-recipe-robust.py` first) and from the nulls' folders.
 """
 
@@ -38,6 +41,9 @@ def nulls_of(a: str) -> dict[str, FamilyNull]:
     if (Path(args.models) / f"family-null-{a}-e1").is_dir():  # and a third folder, of 1 epoch (--seed 2)
         three = FamilyNull.load(Path(args.models) / f"family-null-{a}-e1", kit)
         rows["and 2 and 1 epochs, 36 models"] = combine_nulls([one, two, three])
+    if (Path(args.models) / f"family-null-{a}-span").is_dir():  # uapfp family-null's default since 2026-12-07
+        rows["the default: one folder of the zoo's, half and a quarter of its epochs, 12 models"] = FamilyNull.load(
+            Path(args.models) / f"family-null-{a}-span", kit)  # fmt: skip
     return rows
 
 

@@ -52,6 +52,8 @@ def test_a_family_null_holds_each_models_answers_to_every_query_set(family_null,
         assert family_null.answers[key].shape == (5, *q.shape[:2], tiny_kit.num_classes)
     assert [m["kind"] for m in family_null.info["models"]] == [*KINDS, KINDS[0]]  # rounds of the four kinds
     assert len({m["seed"] for m in family_null.info["models"]}) == 5
+    # one recipe (--epochs 1): the models are listed as before nulls could span recipes, so identities hold
+    assert family_null.info["recipe"]["epochs"] == 1 and all("epochs" not in m for m in family_null.models)
     # the stored answers are the saved models' probabilities, as a suspect would give them
     s = TorchSuspect(_model(family_null, 3, tiny_kit), input_shape=tiny_kit.input_shape,
                      num_classes=tiny_kit.num_classes)  # fmt: skip
@@ -218,8 +220,11 @@ def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_z
     # the command resumes the fixture's null: same folder, same recipe, nothing trained
     argv = ["family-null", "--kit", str(tiny_kit.path), "--zoo", str(tiny_zoo.path), "--arch", ARCH,
             "--out", str(family_null.path), "--count", "5", "--epochs", "1"]  # fmt: skip
-    assert main(argv) == 0
-    assert f"5 honest models of {ARCH}" in capsys.readouterr().out
+    assert main(argv) == 0  # one number is the recipe of a null of one recipe, as before nulls spanned recipes
+    assert f"5 honest models of {ARCH}, trained for 1 epoch " in capsys.readouterr().out
+    assert FamilyNull.load(family_null.path, tiny_kit).sha256 == family_null.sha256
+    # without --epochs the default spans recipes: the command says how to resume this folder instead
+    assert main(argv[:-2]) == 2 and "rerun with --epochs 1 to resume it" in capsys.readouterr().err
     card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
     out = tmp_path / "verdict.json"
     argv = ["verify", "--kit", str(tiny_kit.path), "--suspect", str(card["_path"]), "--method", "errors",
@@ -325,3 +330,45 @@ def test_nulls_of_other_recipes_join_into_one_that_spans_them(family_null, tiny_
     for paths, shown in ((5, str(both.where)), (["/a b/null"], "--family-null '/a b/null'")):
         crafted = {**record, "family_null": {**record["family_null"], "paths": paths, "path": str(both.where)}}
         assert shown in html.unescape(verdict_report(crafted))
+
+
+def test_by_default_a_null_spans_the_zoos_epochs_half_and_a_quarter(tiny_zoo, tiny_kit, tmp_path, capsys, caplog):
+    from uapfp.family_null import SEED_BASE, spanning_epochs, train_honest
+    from uapfp.report import epochs_said
+
+    assert [spanning_epochs(e) for e in (8, 5, 4, 3, 2, 1)] == [(8, 4, 2), (5, 2, 1), (4, 2, 1), (3, 1), (2, 1), (1,)]
+    assert tiny_zoo.config.epochs == 4
+    out = tmp_path / "null"
+    argv = ["family-null", "--kit", str(tiny_kit.path), "--zoo", str(tiny_zoo.path), "--arch", ARCH, "--out", str(out),
+            "--count", "6"]  # fmt: skip
+    with caplog.at_level("WARNING", logger="uapfp.family_null"):
+        assert main(argv) == 0
+    assert "6 models are trained for [4, 2] epochs only, not all of [4, 2, 1]" in caplog.text
+    assert "--count 12 trains a full round of each" in caplog.text
+    assert "6 honest models of mlp, trained for 4 and 2 epochs" in capsys.readouterr().out
+    null = FamilyNull.load(out, tiny_kit)
+    assert null.info["recipe"]["epochs"] == [4, 2, 1]
+    assert [m["epochs"] for m in null.models] == [4, 4, 4, 4, 2, 2]
+    # the fifth model is the first of the second round: trained for 2 epochs, bit for bit as train_honest does
+    data = tiny_zoo.load_dataset()
+    reference = train_honest(ARCH, KINDS[0], data, tiny_zoo.splits(), seed=SEED_BASE + 4, epochs=2)
+    stored = load_tensors(_weights(null, 4))
+    assert all(torch.equal(stored[k], v) for k, v in reference.state_dict().items())
+    # one number trains every model alike and records the recipe as it always did (so older folders keep
+    # their identity); a list, or a number, that is not a positive whole number is refused by the command line
+    assert main([*argv, "--epochs", "4,2"]) == 2 and "another recipe" in capsys.readouterr().err
+    for bad in ("0", "2,x", "3,-1"):
+        with pytest.raises(SystemExit):
+            main([*argv, "--epochs", bad])
+    assert epochs_said([4, 2, 1]) == "4, 2 and 1 epochs" and epochs_said(1) == "1 epoch"
+
+    # the floor of a verdict against a family null is the victim's own p-value against it; where it is not below
+    # alpha, the note says so and points to a larger null
+    victim = _unnamed(tiny_zoo.victim)
+    itself = verify(tiny_kit, victim, method="errors", family_null=null, sequential=False)
+    assert itself.p_floor == pytest.approx(itself.p_value, rel=1e-9)
+    low = verify(tiny_kit, _unnamed(tiny_zoo.victim), method="errors", family_null=null, sequential=False,
+                 alpha=itself.p_floor / 2)  # fmt: skip
+    assert low.verdict == "not shown" and "a family null with more models (uapfp family-null --count)" in low.message
+    for crafted in (True, [], [2, "x"], "5", None):
+        assert epochs_said(crafted) == "epochs not recorded"

@@ -337,3 +337,62 @@ def test_a_copy_above_every_honest_model_but_not_significant_is_told_so(tiny_kit
     v = verify(tiny_kit, card_suspect(copy), alpha=1e-15)
     assert v.verdict == NOT_SHOWN and "above all" in v.message and str(len(v.null_models)) in v.message
     assert "above all" in v.render()
+
+
+def test_each_verdict_says_what_an_exact_copy_gets_and_when_its_test_could_show_none(tiny_zoo, tiny_kit, tmp_path):
+    """The verdict's floor is the p-value the victim itself gets from the same test (method, null, answers, sets);
+    a 'not shown' whose floor is not below its level says the test could not show a copy, in JSON, in print and
+    on the evidence page; recheck of its log gives the same floor."""
+    import html
+
+    from uapfp.querylog import recheck_query_log
+    from uapfp.report import verdict_report
+    from uapfp.sequential import verdict_level
+    from uapfp.verify import NO_COPY_SHOWN, Scoring, exact_copy_p
+
+    n_sets = tiny_kit.config.fingerprints
+    for mode, method, n in (("probs", None, None), ("label", None, None), ("probs", "errors", 4), ("topk:2", "sac", 4)):
+        itself = verify(tiny_kit, card_suspect(tiny_zoo.victim, output=mode), method=method, fingerprints=n,
+                        sequential=False)  # fmt: skip
+        assert itself.p_floor == pytest.approx(itself.p_value, rel=1e-9), (mode, method)
+    copy = _card(tiny_zoo, tiny_kit, "piracy")
+    shown = verify(tiny_kit, card_suspect(copy, output="probs"), query_log=tmp_path / "a.jsonl")
+    floor = exact_copy_p(tiny_kit, Scoring.of(tiny_kit), "probs", n_sets)
+    assert shown.p_floor == pytest.approx(floor, rel=1e-9) and "exact copy of the victim: p" in shown.render()
+    assert recheck_query_log(tiny_kit, tmp_path / "a.jsonl").p_floor == pytest.approx(floor, rel=1e-9)
+    assert floor < verdict_level(tiny_kit.config.alpha, n_sets, sequential=True) and "cannot show" not in shown.message
+
+    # at an alpha whose sequential last level is at or below the floor, no suspect can be shown a copy
+    alpha = min(0.5, floor / 0.96)
+    assert verdict_level(alpha, n_sets, sequential=True) <= floor < alpha
+    v = verify(tiny_kit, card_suspect(copy, output="probs"), alpha=alpha, query_log=tmp_path / "b.jsonl",
+               sequential=True)  # fmt: skip
+    assert v.verdict == NOT_SHOWN and v.message.startswith(f"{NO_COPY_SHOWN}: it gets p {floor:.3g} here")
+    again = recheck_query_log(tiny_kit, tmp_path / "b.jsonl", alpha=alpha)
+    assert again.message == v.message and again.p_floor == pytest.approx(v.p_floor, rel=1e-9)
+    page = html.unescape(verdict_report({**v.to_dict(), "query_log": None}))
+    assert "this test would not show even an exact copy of the victim" in page
+    assert "an exact copy of the victim would get" in page
+    # tested at alpha itself (no sequential looks) the same test can show a copy: the victim itself is shown
+    assert NO_COPY_SHOWN not in verify(tiny_kit, card_suspect(copy, output="probs"), alpha=alpha,
+                                       sequential=False).message  # fmt: skip
+    assert verify(tiny_kit, card_suspect(tiny_zoo.victim, output="probs"), alpha=alpha, sequential=False).verdict == PIRACY
+
+    # a recheck judges the floor by the level of the log's own sequential rule, not today's: a log whose early
+    # looks spent 0.2 of alpha each leaves its last look less than today's rule does
+    from uapfp import sequential
+
+    n_looks = len(sequential.looks(n_sets))
+    today, old_rule = sequential.levels(1.0, n_looks)[-1], sequential.levels(1.0, n_looks, early_share=0.2)[-1]
+    between = floor / ((today + old_rule) / 2)  # today's last level above the floor, the old rule's below it
+    assert NO_COPY_SHOWN not in verify(tiny_kit, card_suspect(copy, output="probs"), alpha=between,
+                                       sequential=True).message  # fmt: skip
+    lines = (tmp_path / "b.jsonl").read_text().splitlines()
+    (tmp_path / "c.jsonl").write_text("\n".join([json.dumps({**json.loads(lines[0]), "early_share": 0.2}), *lines[1:]]) + "\n")
+    old = recheck_query_log(tiny_kit, tmp_path / "c.jsonl", alpha=between)
+    assert old.sequential["levels"][-1] == pytest.approx(between * old_rule) and old.message.startswith(NO_COPY_SHOWN)
+    # a record of before (no floor) or a crafted one says nothing of it
+    before = {k: val for k, val in v.to_dict().items() if k != "p_floor"}
+    for record in (before, *({**before, "p_floor": x} for x in ("1", True, 10**400)), {**before, "sequential": {"levels": ["x"]}}):
+        page = html.unescape(verdict_report({**record, "query_log": None}))
+        assert "would not show even" not in page and "its similarity is usual for an honest model" in page

@@ -8,9 +8,10 @@ its maker says what it is) can train honest models of that architecture themselv
 suspect against them instead: the question becomes "is this suspect closer to the victim than
 models of its own architecture that never saw the victim?".
 
-:func:`build_family_null` trains ``count`` such models with the zoo's data and recipe, in rounds of
-four kinds (on exactly D_V with Adam and with SGD, on data overlapping D_V by half, on the
-attacker's pool, disjoint from D_V), asks each every query set of the kit, and writes a folder:
+:func:`build_family_null` trains ``count`` such models with the zoo's data, in rounds of four kinds (on
+exactly D_V with Adam and with SGD, on data overlapping D_V by half, on the attacker's pool, disjoint from
+D_V), each round with the next of its epochs (by default the zoo's, half and a quarter of them: a null that
+spans recipes, :func:`spanning_epochs`), asks each every query set of the kit, and writes a folder:
 ``models/`` (one weights file and card per model: resumable), ``answers-KIT.safetensors`` (their
 probabilities, per query-set name, for the kit whose SHA-256 begins with KIT) and
 ``family-null.json`` (the architecture, the recipe, the models, and for each kit the answers' file
@@ -54,6 +55,20 @@ INFO_FILE = "family-null.json"
 KINDS = ("dv-adam", "dv-sgd", "overlap", "disjoint")
 #: Seeds of the null's models start here (the families benchmark's suspects use seeds below 10,000).
 SEED_BASE = 10_000
+
+
+def spanning_epochs(epochs: int) -> tuple[int, ...]:
+    """The default epochs of a family null's rounds for a zoo trained ``epochs`` epochs: that, half and a quarter
+    of it (at least 1). A null of one recipe flags honest models trained for fewer steps than its own (they sit
+    closer to the victim); one that spans down to a quarter did not, on the families benchmark (docs/method.md)."""
+    return tuple(dict.fromkeys((epochs, max(1, epochs // 2), max(1, epochs // 4))))  # 2 epochs: (2, 1)
+
+
+def round_epochs(recipe: dict[str, Any], index: int) -> int:
+    """The epochs model ``index`` of a null with ``recipe`` was trained for: one number for every model, or one
+    per round of :data:`KINDS`, in turn."""
+    epochs = recipe["epochs"]
+    return int(epochs[(index // len(KINDS)) % len(epochs)]) if isinstance(epochs, list) else int(epochs)
 
 
 def train_honest(
@@ -281,12 +296,13 @@ def _identity(info: dict[str, Any], kit_sha256: str, entry: dict[str, Any]) -> s
 
 def build_family_null(
     kit: Kit, zoo: Zoo, arch: str, out: str | os.PathLike[str], *, count: int = 12, seed: int = 0,
-    epochs: int | None = None, augment: str | None = None, data_dir: str | None = None,
+    epochs: int | Sequence[int] | None = None, augment: str | None = None, data_dir: str | None = None,
 ) -> FamilyNull:  # fmt: skip
     """Train ``count`` honest models of ``arch`` (a registered name or ``package.module:factory``, whose
     module must be trusted: :func:`uapfp.archs.trusting`, as ``uapfp family-null --arch`` does for the module it
-    names) on the zoo's data with its recipe (``epochs`` and ``augment``: the zoo's by default), in rounds of
-    :data:`KINDS`; ask each every query set of ``kit``; write the folder ``out``. Resumable: a model already in
+    names) on the zoo's data, in rounds of :data:`KINDS`; ask each every query set of ``kit``; write the folder
+    ``out``. ``epochs``: one number for every model, or one per round in turn (default
+    :func:`spanning_epochs` of the zoo's); ``augment``: the zoo's by default. Resumable: a model already in
     ``out`` with the same recipe is kept, one with another is refused. The answers to this kit's queries are
     asked again on every run (those of other kits are kept), so a null's models serve a rebuilt kit of the
     same zoo."""
@@ -301,15 +317,29 @@ def build_family_null(
     if tuple(data.input_shape) != kit.input_shape or data.num_classes != kit.num_classes:
         raise ConfigError(f"the zoo's data ({data.input_shape}, {data.num_classes} classes) does not fit the kit")
     splits = zoo.splits()
-    recipe = {"arch": arch, "epochs": int(zoo.config.epochs if epochs is None else epochs), "batch_size": 128,
+    rounds = spanning_epochs(int(zoo.config.epochs)) if epochs is None else epochs
+    rounds = [int(rounds)] if isinstance(rounds, int) else [int(e) for e in rounds]
+    if not rounds or min(rounds) < 1:
+        raise ConfigError(f"--epochs must be at least 1 (one number, or one per round), got {epochs}")
+    if len(rounds) > 1 and count < len(KINDS) * len(rounds):
+        reached = sorted({rounds[(i // len(KINDS)) % len(rounds)] for i in range(count)}, reverse=True)
+        log.warning("family null %s: %d models are trained for %s epochs only, not all of %s (a round is %d models, "
+                    "one of each kind: --count %d trains a full round of each)", arch, count, reached, rounds,
+                    len(KINDS), len(KINDS) * len(rounds))  # fmt: skip
+    recipe = {"arch": arch, "epochs": rounds[0] if len(rounds) == 1 else rounds, "batch_size": 128,
               "augment": zoo.config.augment if augment is None else augment, "seed": seed,
               "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
-    if recipe["epochs"] < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     out = Path(out)
     before = read_json(out / INFO_FILE) if (out / INFO_FILE).is_file() else None
     if before is not None and (not isinstance(before, dict) or before.get("format") != FAMILY_NULL_FORMAT
                                or before.get("recipe") != recipe):  # fmt: skip
+        old = before.get("recipe") if isinstance(before, dict) else None
+        if epochs is None and isinstance(old, dict) and isinstance(old.get("epochs"), int):
+            raise ConfigError(
+                f"{out} holds a family null of one recipe ({old['epochs']} epochs for every model), made before "
+                f"uapfp family-null spanned recipes by default; rerun with --epochs {old['epochs']} to resume it, or "
+                "use another --out folder for a null that spans recipes"
+            )
         raise ConfigError(f"{out} holds a family null of another recipe or format; use another --out folder")
     (out / "models").mkdir(parents=True, exist_ok=True)
     models, cards = [], []
@@ -329,17 +359,20 @@ def build_family_null(
             model.eval()
         else:
             start = time.perf_counter()
-            model = train_honest(arch, kind, data, splits, seed=s, epochs=recipe["epochs"],
+            model = train_honest(arch, kind, data, splits, seed=s, epochs=round_epochs(recipe, i),
                                  batch_size=recipe["batch_size"], augment=recipe["augment"])  # fmt: skip
             save_tensors(weights, model.state_dict())
-            card = {"name": name, "kind": kind, "seed": s, "recipe": recipe,
+            card = {"name": name, "kind": kind, "seed": s, "recipe": recipe, "epochs": round_epochs(recipe, i),
                     "test_accuracy": round(accuracy(model, data.x_test, data.y_test), 4),
                     "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             write_json(card_path, card)
-            log.info("family null %s: model %d of %d (%s), test accuracy %.4f, %.0f s", arch, i + 1, count, kind,
-                     card["test_accuracy"], card["seconds"])  # fmt: skip
+            log.info("family null %s: model %d of %d (%s, epochs %d), test accuracy %.4f, %.0f s", arch, i + 1, count,
+                     kind, card["epochs"], card["test_accuracy"], card["seconds"])  # fmt: skip
         models.append(model)
-        cards.append({k: card[k] for k in ("name", "kind", "seed", "test_accuracy")})
+        # a null of one recipe lists its models as it always did, so that its identity (and earlier verdicts) hold
+        keys = ("name", "kind", "seed", "epochs", "test_accuracy") if isinstance(recipe["epochs"], list) else (
+            "name", "kind", "seed", "test_accuracy")  # fmt: skip
+        cards.append({k: card.get(k, round_epochs(recipe, i)) for k in keys})
     suspects = [TorchSuspect(m, input_shape=kit.input_shape, num_classes=kit.num_classes, name=arch) for m in models]
     answers = {
         key: torch.stack([torch.stack([suspect(s) for s in q]) for suspect in suspects])

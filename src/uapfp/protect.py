@@ -34,7 +34,6 @@ from .probes import select_probes
 from .sequential import verdict_level
 from .significance import get_test
 from .storage import ensure_writable_dir, load_tensors, save_tensors, sha256_tensors
-from .suspects.base import OutputMode
 from .suspects.spec import card_suspect
 from .uap import UAPResult, create_uap_method
 from .zoo import Zoo
@@ -430,18 +429,10 @@ def p_floor(kit: Kit) -> dict[str, float]:
     """What an exact copy gets from the kit, per answer mode (``probs``, ``label``): the p-value of a suspect
     that answers exactly as the victim (the kit holds the victim's answers to every query set) on the kit's
     sets. A kit whose floor is at or above its alpha can show no copy in that mode (docs/method.md)."""
-    from .verify import Scoring, score_answers
+    from .verify import Scoring, exact_copy_p
 
     scoring = Scoring.of(kit)
-    victim = {key: ref.victim for key, ref in kit.references.items()}
-    victim["uap"] = kit.victim_fingerprints.reshape(kit.victim_fingerprints.shape[0], -1, kit.num_classes)
-    answers = {ch.query_key: victim[ch.query_key][: kit.config.fingerprints] for ch in scoring.method.channels}
-    return {
-        mode: float(score_answers(kit, answers, mode=OutputMode.parse(mode), scoring=scoring,
-                                  n_req=kit.config.fingerprints,
-                                  name="the victim", queries=0, start=time.perf_counter()).p_value)
-        for mode in ("probs", "label")
-    }  # fmt: skip
+    return {mode: exact_copy_p(kit, scoring, mode, kit.config.fingerprints) for mode in ("probs", "label")}
 
 
 def choose_method(

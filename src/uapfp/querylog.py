@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .kit import Kit
 from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
-from .verify import Scoring, Verdict, query_plan, score_answers, with_suspect_architecture
+from .verify import Scoring, Verdict, query_plan, score_answers, with_floor, with_suspect_architecture
 
 if TYPE_CHECKING:
     from .family_null import FamilyNull
@@ -223,6 +223,7 @@ def recheck_query_log(
         n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
         sequential=sequential, early_share=share if sequential else None,
     )  # fmt: skip
+    verdict = with_floor(verdict, kit, scoring, mode)
     return with_suspect_architecture(verdict, _logged_architecture(path, header, family_null, kit))
 
 

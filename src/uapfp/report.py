@@ -113,13 +113,26 @@ def _null_folders(family: dict[str, Any]) -> list[str]:
     return [family["path"]] if isinstance(family.get("path"), str) else []
 
 
+def epochs_said(epochs: Any) -> str:
+    """A family null's recipe epochs in words: ``5`` as "5 epochs", ``[5, 2, 1]`` (one per round of four models)
+    as "5, 2 and 1 epochs"; anything else (a record may be crafted) as "epochs not recorded"."""
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if whole(epochs):
+        return f"{epochs} epoch{'' if epochs == 1 else 's'}"
+    if isinstance(epochs, list) and epochs and all(whole(v) for v in epochs):
+        said = [str(v) for v in epochs]
+        return (", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else said[0]) + (
+            " epochs" if epochs != [1] else " epoch")
+    return "epochs not recorded"
+
+
 def _null_recipes(family: dict[str, Any]) -> str:
     """The recipe of each folder of the family null, as the evidence page says it."""
     recipes = family.get("recipe")
     recipes = recipes if isinstance(recipes, list) else [recipes]
     said = [
-        f"{r.get('epochs')} epoch{'' if r.get('epochs') == 1 else 's'}, batch {r.get('batch_size')}, augmentation "
-        f"{r.get('augment')}, seed {r.get('seed')}"
+        f"{epochs_said(r.get('epochs'))}{' (one per round of four models, in turn)' if isinstance(r.get('epochs'), list) else ''}, "
+        f"batch {r.get('batch_size')}, augmentation {r.get('augment')}, seed {r.get('seed')}"
         for r in recipes if isinstance(r, dict)
     ]  # fmt: skip
     return "; ".join(said) or "not recorded"
@@ -143,7 +156,10 @@ def e(value: Any) -> str:
 
 
 def _num(value: Any, spec: str) -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
+    try:
+        return format(value, spec) if isinstance(value, (int, float)) else "n/a"
+    except OverflowError:  # an int too large for a float (a record handed to uapfp report may be crafted)
+        return "n/a"
 
 
 def _p(value: Any) -> str:
@@ -172,12 +188,34 @@ def sentence(record: dict[str, Any]) -> str:
     if v == "piracy":
         return (f"The suspect <b>{suspect}</b> is closer to the victim than honest models are: "
                 f"<b>piracy</b> at significance {alpha} ({at}).")  # fmt: skip
+    if v == "not shown" and _cannot_show(record):
+        return (f"The suspect <b>{suspect}</b> is <b>not shown</b> to be a copy ({at}, significance {alpha}), and this "
+                f"test would not show even an exact copy of the victim (it gets p = {_p(record.get('p_floor'))} here). "
+                "So this verdict is no evidence that the suspect is not a copy."
+                + (f" Note: {html.escape(str(record.get('message')))}." if record.get("message") else ""))  # fmt: skip
     if v == "not shown":
         return (f"The suspect <b>{suspect}</b> is <b>not shown</b> to be a copy: its similarity is usual for an honest "
                 f"model ({at}, significance {alpha}). This does not prove it is not one."
                 + (f" Note: {html.escape(str(record.get('message')))}." if record.get("message") else ""))  # fmt: skip
     return (f"The verification of <b>{suspect}</b> is <b>inconclusive</b>: {html.escape(str(record.get('message')))}. "
             "What was measured is below.")  # fmt: skip
+
+
+def _cannot_show(record: dict[str, Any]) -> bool:
+    """Whether the record's test could show no copy: its floor (what an exact copy of the victim gets) is not below
+    the level it tested at (alpha, or the sequential test's last look's). False where the record does not say."""
+    floor, level = record.get("p_floor"), record.get("alpha")
+    seq = record.get("sequential")
+    levels = seq.get("levels") if isinstance(seq, dict) else None
+    if isinstance(levels, list) and levels:
+        level = levels[-1]
+    def number(x: Any) -> bool:
+        try:
+            return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        except OverflowError:  # an int too large for a float: a crafted record
+            return False
+
+    return number(floor) and number(level) and floor >= level
 
 
 def _sequential(seq: Any) -> str:
@@ -210,10 +248,11 @@ def verdict_report(record: dict[str, Any]) -> str:
     if family:
         caveat = f"""The p-value says how unusual the suspect's score is among {e(record.get("null_count"))} honest
 models of the suspect's own architecture ({e(family.get("arch"))}) that the owner trained on their own data
-(uapfp family-null). It is the right null only if the suspect is of that architecture, and was trained about as
-thoroughly as those models: on the families benchmark of uapfp (docs/results-fmnist.md) a null of the suspect's own
-family kept false alarms near the level where the kit's calibration models did not, but honest models trained for
-half the epochs sat closer to the victim and were flagged (docs/method.md).""" + (
+(uapfp family-null). It is the right null only if the suspect is of that architecture, and was trained at least
+about as thoroughly as the least trained of those models: on the families benchmark of uapfp (docs/results-fmnist.md)
+honest models trained for fewer steps than any model of a null sat closer to the victim and were flagged by it, and a
+null whose models span the zoo's epochs, half and a quarter of them (uapfp family-null's default since 2026-12-07)
+flagged at most one of them at 0.01 (docs/method.md). Its recipe is below.""" + (
             f""" This null joins {len(_null_folders(family))} folders, and holds the recipe of each (below)."""
             if len(_null_folders(family)) > 1 else "")
     else:
@@ -238,6 +277,7 @@ it was made; "not shown" is not proof of innocence.</p>
     ("method", record.get("method")),
     ("score" if len(channels) > 1 else "similarity", _num(record.get("similarity"), ".4f")),
     ("p-value", _p(record.get("p_value"))),
+    *([("an exact copy of the victim would get", _p(record.get("p_floor")))] if "p_floor" in record else []),
     ("significance level", record.get("alpha")),
     ("sequential test", _sequential(record.get("sequential"))),
     ("test", record.get("test")), ("calibration", record.get("calibration")),

@@ -78,6 +78,9 @@ class Verdict:
     """The sequential test's looks, levels, and the look that settled the verdict (empty: all sets, level alpha)."""
     family_null: dict[str, Any] = field(default_factory=dict)
     """The null of the suspect's own family it was tested against (empty: the kit's calibration models)."""
+    p_floor: float = float("nan")
+    """The p-value an exact copy of the victim gets from this test (:func:`exact_copy_p`): where it is not below
+    the level, the test cannot show a copy, whatever the suspect."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,7 +99,8 @@ class Verdict:
             f"method       {self.method}",
             f"{what:<13}{self.similarity:.4f} +- {self.similarity_std:.4f} "
             f"(honest null: {self.null_mean:.4f}, n={self.null_count}, {self._null_source()})",
-            f"p-value      {self.p_value:.3g}  ({get_test(self.test).description}, alpha {self.alpha})",
+            f"p-value      {self.p_value:.3g}  ({get_test(self.test).description}, alpha {self.alpha}"
+            + (f"; an exact copy of the victim: p {self.p_floor:.3g})" if math.isfinite(self.p_floor) else ")"),
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
             *([self._sequential_line()] if self.sequential else []),
@@ -284,7 +288,44 @@ def verify(
             kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
             queries=suspect.queries - q0, start=start, message=message, sequential=sequential,
         )  # fmt: skip
-    return with_suspect_architecture(verdict, checked)
+    return with_suspect_architecture(with_floor(verdict, kit, scoring, mode), checked)
+
+
+def exact_copy_p(kit: Kit, scoring: Scoring, mode: OutputMode | str, n_sets: int) -> float:
+    """The p-value of a suspect that answers exactly as the victim (the kit holds the victim's answers to every
+    query set), scored as ``scoring`` scores a suspect in ``mode`` on ``n_sets`` sets, at once: what the most
+    faithful copy gets, and so about the smallest p-value this test can show (a suspect may score a little
+    above the victim itself, never by much)."""
+    victim = {key: ref.victim for key, ref in kit.references.items()}
+    victim["uap"] = kit.victim_fingerprints.reshape(kit.victim_fingerprints.shape[0], -1, kit.num_classes)
+    answers = {ch.query_key: victim[ch.query_key][:n_sets] for ch in scoring.method.channels}
+    return float(score_answers(kit, answers, mode=OutputMode.parse(mode), scoring=scoring, n_req=n_sets,
+                               name="the victim", queries=0, start=time.perf_counter()).p_value)  # fmt: skip
+
+
+def with_floor(verdict: Verdict, kit: Kit, scoring: Scoring, mode: OutputMode | str) -> Verdict:
+    """``verdict`` with its test's floor (:func:`exact_copy_p` on the sets it asked for), and where that is not
+    below the level a verdict on all of them is tested at (alpha, or the last look's of the sequential test the
+    verdict ran, as its ``sequential`` record says), a ``not shown`` says that even an exact copy would not be
+    shown by this test."""
+    n = verdict.fingerprints_requested
+    if n < 2:
+        return verdict
+    floor = exact_copy_p(kit, scoring, mode, n)
+    verdict = replace(verdict, p_floor=floor)
+    levels = verdict.sequential.get("levels")
+    level = float(levels[-1]) if levels else scoring.alpha  # the rule of the log's own run, for a recheck
+    if verdict.verdict != NOT_SHOWN or not floor >= level:  # a NaN floor (an undefined test) is said by its NaN
+        return verdict
+    more = ("a family null with more models (uapfp family-null --count)" if verdict.family_null
+            else "another method (--method), or a kit of a zoo with more homologous models")  # fmt: skip
+    said = (f"{NO_COPY_SHOWN}: it gets p {floor:.3g} here, not below the level {level:.3g}; {more} may "
+            "give a test that can")  # fmt: skip
+    return replace(verdict, message=said + (f"; {verdict.message}" if verdict.message else ""))
+
+
+#: How a ``not shown`` verdict's note begins when its test could not show even the victim itself.
+NO_COPY_SHOWN = "even an exact copy of the victim would not be shown by this test"
 
 
 def family_architecture(family_null: FamilyNull | None, suspect: Suspect, kit: Kit) -> dict[str, Any]:

@@ -167,8 +167,9 @@ def _family_null(args: argparse.Namespace, kit):  # type: ignore[no-untyped-def]
 
 def cmd_family_null(args: argparse.Namespace) -> int:
     from ..archs import module_of, trusting
-    from ..family_null import build_family_null
+    from ..family_null import build_family_null, round_epochs
     from ..kit import Kit
+    from ..report import epochs_said
     from ..zoo import Zoo
 
     kit = Kit.load(args.kit, trusted_key=args.trusted_key)
@@ -178,8 +179,10 @@ def cmd_family_null(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
         )  # fmt: skip
     accuracies = [m["test_accuracy"] for m in null.models]
+    epochs = sorted({round_epochs(null.info["recipe"], i) for i in range(null.count)}, reverse=True)
     print(
-        f"family null {null.path}: {null.count} honest models of {null.arch} (test accuracy {min(accuracies):.3f} "
+        f"family null {null.path}: {null.count} honest models of {null.arch}, trained for "
+        f"{epochs_said(epochs if len(epochs) > 1 else epochs[0])} (test accuracy {min(accuracies):.3f} "
         f"to {max(accuracies):.3f}), sha256 {null.sha256}\n"
         f"use it for a suspect of that architecture: uapfp verify --kit {args.kit} --suspect SUSPECT "
         f"--family-null {null.path}"

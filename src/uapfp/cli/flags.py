@@ -148,9 +148,20 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
 FAMILY_NULL_HELP = (
     "test the suspect against honest models of its own architecture (uapfp family-null) instead of the kit's "
     "calibration models, by the siblings method unless --method names another; for a suspect whose architecture "
-    "you know. Give it more than once to join folders of that architecture built with other recipes (--epochs), "
-    "each with its own --seed: a null that spans recipes"
+    "you know. Give it more than once to join folders of that architecture (each built with its own --seed): "
+    "more models, or more recipes"
 )
+
+
+def _epochs_list(text: str) -> list[int]:
+    """``--epochs 5,2,1`` (or one number) as a list of positive integers."""
+    try:
+        epochs = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if min(epochs) < 1:
+        raise argparse.ArgumentTypeError(f"every round needs at least 1 epoch, got {text!r}")
+    return epochs
 
 
 def _family_null_flags(p: argparse.ArgumentParser) -> None:
@@ -159,7 +170,12 @@ def _family_null_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True, help="the suspect's architecture: a registered name or package.module:factory")
     p.add_argument("--out", required=True, help="the family null's folder (rerun with the same folder to resume)")
     p.add_argument("--count", type=int, default=12, help="honest models to train (default 12)")
-    p.add_argument("--epochs", type=int, default=None, help="their training epochs (default: the zoo's)")
+    p.add_argument(
+        "--epochs", type=_epochs_list, default=None, metavar="E[,E...]",
+        help="training epochs of each round of four models, in turn (default: the zoo's, half and a quarter of "
+        "them, e.g. 5,2,1: a null that spans recipes, so that honest models trained for fewer epochs are not "
+        "flagged); one number trains every model alike",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="folder holding the zoo's dataset files")
     p.add_argument("--trusted-key", default=None, metavar="PUB", help="refuse a kit not signed by this public key")
