@@ -80,7 +80,7 @@ class Verdict:
     """The null of the suspect's own family it was tested against (empty: the kit's calibration models)."""
     p_floor: float = float("nan")
     """The p-value an exact copy of the victim gets from this test (:func:`exact_copy_p`): where it is not below
-    the level, the test cannot show a copy, whatever the suspect."""
+    the level, even an exact copy would not be shown."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -294,8 +294,9 @@ def verify(
 def exact_copy_p(kit: Kit, scoring: Scoring, mode: OutputMode | str, n_sets: int) -> float:
     """The p-value of a suspect that answers exactly as the victim (the kit holds the victim's answers to every
     query set), scored as ``scoring`` scores a suspect in ``mode`` on ``n_sets`` sets, at once: what the most
-    faithful copy gets, and so about the smallest p-value this test can show (a suspect may score a little
-    above the victim itself, never by much)."""
+    faithful copy gets. For ``uap``, ``uap-raw``, ``sac`` and ``ipguard``, and ``errors`` with labels, the victim's
+    own similarity is the largest there is, so no suspect gets a smaller p-value; for ``siblings`` (a cosine of
+    deviations), and ``errors`` with probabilities, a suspect can score above the victim itself."""
     victim = {key: ref.victim for key, ref in kit.references.items()}
     victim["uap"] = kit.victim_fingerprints.reshape(kit.victim_fingerprints.shape[0], -1, kit.num_classes)
     answers = {ch.query_key: victim[ch.query_key][:n_sets] for ch in scoring.method.channels}
