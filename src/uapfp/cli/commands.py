@@ -179,7 +179,7 @@ def cmd_family_null(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
         )  # fmt: skip
     accuracies = [m["test_accuracy"] for m in null.models]
-    epochs = sorted({round_epochs(null.info["recipe"], i) for i in range(null.count)}, reverse=True)
+    epochs = list(dict.fromkeys(round_epochs(null.info["recipe"], i) for i in range(null.count)))  # rounds' order
     print(
         f"family null {null.path}: {null.count} honest models of {null.arch}, trained for "
         f"{epochs_said(epochs if len(epochs) > 1 else epochs[0])} (test accuracy {min(accuracies):.3f} "
