@@ -342,6 +342,8 @@ def build_family_null(
             )
         raise ConfigError(f"{out} holds a family null of another recipe or format; use another --out folder")
     (out / "models").mkdir(parents=True, exist_ok=True)
+    # a null of one recipe lists its models as it always did, so that its identity (and earlier verdicts) hold
+    listed = ("name", "kind", "seed", *(("epochs",) if isinstance(recipe["epochs"], list) else ()), "test_accuracy")
     models, cards = [], []
     for i in range(count):
         kind, s = KINDS[i % len(KINDS)], SEED_BASE + 1000 * seed + i
@@ -358,21 +360,18 @@ def build_family_null(
             model.load_state_dict(load_tensors(weights))
             model.eval()
         else:
-            start = time.perf_counter()
-            model = train_honest(arch, kind, data, splits, seed=s, epochs=round_epochs(recipe, i),
+            start, epochs_i = time.perf_counter(), round_epochs(recipe, i)
+            model = train_honest(arch, kind, data, splits, seed=s, epochs=epochs_i,
                                  batch_size=recipe["batch_size"], augment=recipe["augment"])  # fmt: skip
             save_tensors(weights, model.state_dict())
-            card = {"name": name, "kind": kind, "seed": s, "recipe": recipe, "epochs": round_epochs(recipe, i),
+            card = {"name": name, "kind": kind, "seed": s, "recipe": recipe, "epochs": epochs_i,
                     "test_accuracy": round(accuracy(model, data.x_test, data.y_test), 4),
                     "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
             write_json(card_path, card)
             log.info("family null %s: model %d of %d (%s, epochs %d), test accuracy %.4f, %.0f s", arch, i + 1, count,
                      kind, card["epochs"], card["test_accuracy"], card["seconds"])  # fmt: skip
         models.append(model)
-        # a null of one recipe lists its models as it always did, so that its identity (and earlier verdicts) hold
-        keys = ("name", "kind", "seed", "epochs", "test_accuracy") if isinstance(recipe["epochs"], list) else (
-            "name", "kind", "seed", "test_accuracy")  # fmt: skip
-        cards.append({k: card.get(k, round_epochs(recipe, i)) for k in keys})
+        cards.append({k: card[k] for k in listed})  # a card of a recipe that spans was written with its epochs
     suspects = [TorchSuspect(m, input_shape=kit.input_shape, num_classes=kit.num_classes, name=arch) for m in models]
     answers = {
         key: torch.stack([torch.stack([suspect(s) for s in q]) for suspect in suspects])

@@ -182,7 +182,7 @@ def cmd_family_null(args: argparse.Namespace) -> int:
     epochs = list(dict.fromkeys(round_epochs(null.info["recipe"], i) for i in range(null.count)))  # rounds' order
     print(
         f"family null {null.path}: {null.count} honest models of {null.arch}, trained for "
-        f"{epochs_said(epochs if len(epochs) > 1 else epochs[0])} (test accuracy {min(accuracies):.3f} "
+        f"{epochs_said(epochs)} (test accuracy {min(accuracies):.3f} "
         f"to {max(accuracies):.3f}), sha256 {null.sha256}\n"
         f"use it for a suspect of that architecture: uapfp verify --kit {args.kit} --suspect SUSPECT "
         f"--family-null {null.path}"
