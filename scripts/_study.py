@@ -299,6 +299,18 @@ def p_left_out(sim: dict[str, float], x: str, null: list[str]) -> float:
     return prediction_greater(np.array([sim[x]]), np.array([sim[j] for j in null if j != x]))
 
 
+def regression_p(s: float, x0: float, ys: Any, xs: Any) -> float:
+    """One-sided p of ``s`` against the prediction interval at ``x0`` of the least-squares line of ys on xs."""
+    import numpy as np
+    from scipy import stats as st
+
+    n = len(ys)
+    b, a = np.polyfit(xs, ys, 1)
+    sd = np.sqrt(((ys - (a + b * xs)) ** 2).sum() / (n - 2))
+    se = sd * np.sqrt(1 + 1 / n + (x0 - xs.mean()) ** 2 / ((xs - xs.mean()) ** 2).sum())
+    return float(st.t.sf((s - (a + b * x0)) / se, n - 2))
+
+
 def cell(ps: list[float]) -> str:
     """Those of the p-values ``ps`` below 0.01 and 0.05, of how many."""
     return f"{sum(x < 0.01 for x in ps)}; {sum(x < 0.05 for x in ps)} of {len(ps)}"

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _study import cell, family_answers, family_study_args
+from _study import cell, family_answers, family_study_args, regression_p
 
 from uapfp.archs import create_model
 from uapfp.bench.scoring import tpr_at_fpr
@@ -170,18 +170,6 @@ for mode in ("probs", "label"):
 # ---- nulls that span recipes, and a null that models the statistic's level as a line in the suspect's
 # accuracy on the error images (which the owner knows: the images' labels are theirs; no extra queries).
 # Each recipe's honest models are tested against a null that never held that recipe.
-def regression_p(s: float, x0: float, ys: np.ndarray, xs: np.ndarray) -> float:
-    """One-sided p of ``s`` against the prediction interval at ``x0`` of the least-squares line of ys on xs."""
-    from scipy import stats as st
-
-    n = len(ys)
-    b, a = np.polyfit(xs, ys, 1)
-    resid = ys - (a + b * xs)
-    sd = np.sqrt((resid**2).sum() / (n - 2))
-    se = sd * np.sqrt(1 + 1 / n + (x0 - xs.mean()) ** 2 / ((xs - xs.mean()) ** 2).sum())
-    return float(st.t.sf((s - (a + b * x0)) / se, n - 2))
-
-
 def err_accuracy(a: torch.Tensor) -> float:
     ref = ref_all.truncated("probs", n_sets)
     return float((a[:n_sets].argmax(-1) == ref.labels).float().mean())

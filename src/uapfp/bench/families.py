@@ -7,7 +7,8 @@ method then scores the same answers, at full probabilities and as a label-only A
 kit's test at the benchmark's alpha. One row per (half, answers, method): AUC, TPR at 1 %
 FPR, copies detected and honest models flagged, queries and seconds per suspect. With
 ``--family-null N``, each method is also scored against N honest models of each suspect's own
-architecture (:mod:`uapfp.family_null`), those models joining the honest suspects.
+architecture, built as ``uapfp family-null`` builds it by default (:mod:`uapfp.family_null`: its recipe
+spans the zoo's epochs), those models joining the honest suspects.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class FamiliesConfig:
     alpha: float = field(default=0.01, metadata=option("significance level of the verdicts"))
     epochs: int = field(default=4, metadata=option("training epochs of the suspects"))
     family_null: int = field(default=0, metadata=option(
-        "honest models per architecture in a null of the suspect's own family (uapfp family-null, trained once "
-        "into MODELS/family-null-ARCH); every method is then scored against it too; 0: not"
+        "honest models per architecture in a null of the suspect's own family, as uapfp family-null builds it by "
+        "default (trained once into MODELS/family-null-ARCH-span); every method is then scored against it too; 0: not"
     ))  # fmt: skip
     data_dir: str | None = data_dir_field()
 
@@ -75,10 +76,9 @@ def families(config: FamiliesConfig) -> FamiliesReport:
 
         from ..family_null import build_family_null
 
-        nulls = {
-            arch: build_family_null(kit, zoo, arch, Path(config.models) / f"family-null-{arch}",
-                                    count=config.family_null, epochs=config.epochs, augment="none",
-                                    data_dir=config.data_dir)  # the recipe of the benchmark's suspects
+        nulls = {  # as `uapfp family-null` builds it by default: its recipe spans the zoo's epochs
+            arch: build_family_null(kit, zoo, arch, Path(config.models) / f"family-null-{arch}-span",
+                                    count=config.family_null, data_dir=config.data_dir)
             for arch in dict.fromkeys(r.arch for r in records)
         }  # fmt: skip
     rows, per_suspect = score_suspects(
