@@ -10,7 +10,7 @@ from uapfp.cli import EXIT_INCONCLUSIVE, main
 from uapfp.errors import ConfigError
 from uapfp.scan import ScanSettings, read_targets
 
-KEYS = ("verdict", "p_value", "similarity", "queries", "method", "kit_sha256", "per_fingerprint", "null_models")
+KEYS = ("verdict", "p_value", "similarity", "queries", "method", "kit_sha256", "per_fingerprint", "null_models", "p_floor")
 
 
 def _suspects(tiny_kit, tiny_zoo):
@@ -42,8 +42,9 @@ def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo,
         assert {k: got[k] for k in KEYS} == {k: want[k] for k in KEYS}
         assert (out / f"{row['name']}.queries.jsonl").is_file() and got["query_log_sha256"]
         assert row["verdict"] == want["verdict"]
+        assert row["p_floor"] == want["p_floor"] < want["alpha"] and not row["exact_copy_not_shown"]
     table = capsys.readouterr().out
-    assert "3 of 3 suspects decided" in table
+    assert "3 of 3 suspects decided" in table and "would not be shown" not in table
 
     # A rerun queries nobody again; a suspect that cannot be opened gets an error row, the others go on.
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.queries.jsonl")}
@@ -58,6 +59,20 @@ def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo,
     main(["-q", "scan", "--kit", str(tiny_kit.path), specs[0], "--out", str(out), "--fingerprints", "4"])
     row = json.loads((out / "summary.json").read_text())["suspects"][0]
     assert not row["resumed"] and json.loads((out / f"{row['name']}.json").read_text())["fingerprints"] == 4
+
+
+def test_a_scan_says_which_not_shown_verdicts_no_copy_could_escape(tiny_kit, tiny_zoo, tmp_path, capsys):
+    copy = _suspects(tiny_kit, tiny_zoo)[0]
+    out = tmp_path / "scan"
+    # at a level below what an exact copy of the victim gets, the copy is not shown, and the summary says why
+    assert main(["-q", "scan", "--kit", str(tiny_kit.path), copy, "--out", str(out), "--alpha", "1e-15"]) == 0
+    (row,) = json.loads((out / "summary.json").read_text())["suspects"]
+    record = json.loads((out / f"{row['name']}.json").read_text())
+    assert row["verdict"] == record["verdict"] == "not shown" and row["exact_copy_not_shown"]
+    assert row["p_floor"] == record["p_floor"] >= 1e-15
+    table = capsys.readouterr().out
+    assert f"even an exact copy would not be shown (p {row['p_floor']:.3g})" in table
+    assert "1 'not shown' verdict(s) by a test that would not show even an exact copy" in table
 
 
 def test_scan_on_ray_matches_the_threads(tiny_kit, tiny_zoo, family_null, tmp_path, monkeypatch):

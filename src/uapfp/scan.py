@@ -76,6 +76,8 @@ class ScanRow:
     family_null: list[str] = field(default_factory=list)
     error: str = ""
     resumed: bool = field(default=False, compare=False)
+    p_floor: float | None = None  # what an exact copy of the victim gets by this test (verify.exact_copy_p)
+    exact_copy_not_shown: bool = False  # a ``not shown`` by a test that would not show an exact copy either
 
 
 def _name_of(spec: str, weights: str | None) -> str:
@@ -204,10 +206,14 @@ def _resolved_spec(spec: str) -> str:
 
 
 def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
+    from .verify import NO_COPY_SHOWN, NOT_SHOWN
+
+    cannot = record["verdict"] == NOT_SHOWN and str(record.get("message") or "").startswith(NO_COPY_SHOWN)
     return ScanRow(
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
         verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
+        p_floor=record.get("p_floor"), exact_copy_not_shown=cannot,
     )  # fmt: skip
 
 

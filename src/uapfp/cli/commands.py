@@ -210,12 +210,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         {"suspect": r.name, "verdict": r.verdict, "p_value": None if r.p_value is None else f"{r.p_value:.3g}",
          "similarity": r.similarity, "queries": r.queries,
          **({"family null": " + ".join(r.family_null)} if any(x.family_null for x in rows) else {}),
-         "note": r.error or ("earlier run" if r.resumed else "")}
+         "note": "; ".join(n for n in (
+             r.error,
+             f"even an exact copy would not be shown (p {r.p_floor:.3g})" if r.exact_copy_not_shown else "",
+             "earlier run" if r.resumed else "",
+         ) if n)}
         for r in rows
     ]  # fmt: skip
     print(format_table(table))
     decided = sum(r.verdict in ("piracy", "not shown") for r in rows)
     print(f"\n{decided} of {len(rows)} suspects decided; verdicts in {args.out}, summary in {Path(args.out) / SUMMARY}")
+    blind = sum(r.exact_copy_not_shown for r in rows)
+    if blind:
+        print(f"{blind} 'not shown' verdict(s) by a test that would not show even an exact copy of the victim: they are "
+              "no evidence that the suspect is not a copy (each verdict's message names a remedy)")
     return 0 if decided == len(rows) else EXIT_INCONCLUSIVE
 
 
