@@ -317,7 +317,9 @@ def cell(ps: list[float]) -> str:
 
 
 def null_and_recipe_files(models: str, kit: str, archs: Any, families: tuple[str, ...]) -> dict[str, Path]:
-    """The weights of the benchmark's family-null models of ``archs`` (``null/ARCH/NAME``) and of the recipe
+    """The weights of the benchmark's family-null models of one recipe (``MODELS/family-null-ARCH``: ``uapfp
+    family-null --epochs 4``, as ``bench families --family-null 12`` built it until 2026-12-07) of ``archs``
+    (``null/ARCH/NAME``) and of the recipe
     study's `long` and `short` honest models of ``families`` (``RECIPE/FAMILY/KIND``, from
     ``runs/family-null-recipe-KIT``, which `study-family-null-recipe.py` writes), by key."""
     from uapfp.family_null import KINDS

@@ -15,7 +15,8 @@ gains on R what it loses on W, a copy scores high on both. The own-family study 
 balanced on the dev half, but it was never tried on honest models of other recipes, nor against the
 product's family null. This study scores `siblings`, balanced (k = 7) and the two averaged on the
 calibration models' scale, each against the benchmark's family null of the suspect's architecture
-(``MODELS/family-null-ARCH``, the product's code, 12 models), on the benchmark's copies and honest models,
+(``MODELS/family-null-ARCH``, the product's code, 12 models of 4 epochs: ``uapfp family-null --epochs 4``; the
+benchmark's ``--family-null 12`` built it until 2026-12-07), on the benchmark's copies and honest models,
 on the null's own models (each against the other 11), and on the `long` (8 epochs, batch 64, 2-pixel crops)
 and `short` (2 epochs, batch 256) honest models that `scripts/study-family-null-recipe.py` trains into
 ``runs/family-null-recipe-KIT`` (run it first for the half). Alpha 0.01; 0.05.

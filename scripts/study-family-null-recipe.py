@@ -4,7 +4,8 @@
     PYTHONPATH=examples UAPFP_TRUST_CODE=owner_nets \\
         python scripts/study-family-null-recipe.py --zoo runs/zoo-v2s --kit runs/kit-v2s --models runs/families-v2
 
-`uapfp bench families --family-null 12` measured the null of a suspect's own family on honest suspects
+`uapfp bench families --family-null 12` measured the null of a suspect's own family (until 2026-12-07 of one
+recipe, into ``MODELS/family-null-ARCH``: now ``uapfp family-null --epochs 4 --out MODELS/family-null-ARCH``) on honest suspects
 trained with the null's own recipe (4 epochs, batch 128, no augmentation): exchangeable with the null's
 models, which flatters it. A real honest suspect was trained its maker's way. This study trains the four
 honest kinds of each family of the half (on D_V with Adam and with SGD, overlapping D_V by half, disjoint

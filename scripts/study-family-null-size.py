@@ -2,7 +2,9 @@
 
     python scripts/study-family-null-size.py --zoo runs/zoo-quick --kit runs/kit-quick --models runs/families-quick [--half test]
 
-Needs the families benchmark's family nulls (``uapfp bench families --family-null 12``, ``MODELS/family-null-ARCH``)
+Needs the families benchmark's family nulls (``MODELS/family-null-ARCH``: the benchmark's null of one recipe, which
+``uapfp bench families --family-null 12`` built until 2026-12-07; now ``uapfp family-null --epochs 4 --out
+MODELS/family-null-ARCH`` per architecture)
 and the own-family study's extra honest models (``scripts/study-own-family-null.py``,
 ``runs/families-honest-KIT/seed*``: the benchmark's recipe and four honest kinds, other seeds), which together
 give each family of the half a pool of honest models (28 per dev family, 20 per test family). For each null

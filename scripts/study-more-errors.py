@@ -12,7 +12,7 @@ keeps the victim's errors among them, and scores `siblings` (the product's stati
 ``kit``, the kit's own 1,000; ``unshifted``, the victim's errors on the unshifted images (as the kit, in
 another order); ``shifted, 1,000``, 1,000 drawn from all (as many queries as the kit, other images); and
 ``shifted, all``. Each against the suspect's own architecture's family null (``MODELS/family-null-ARCH``,
-12 models; the null's own models each against the other 11) and, for the `kit` row, the kit's calibration
+12 models of 4 epochs: ``uapfp family-null --epochs 4``, as the benchmark built it until 2026-12-07; the null's own models each against the other 11) and, for the `kit` row, the kit's calibration
 models. Counted at alpha 0.01; 0.05: the benchmark's copies detected and honest models flagged, the nulls'
 models flagged, and the `long` and `short` honest models of `scripts/study-family-null-recipe.py` flagged.
 

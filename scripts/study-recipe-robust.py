@@ -9,7 +9,8 @@ null's models. The suspected cause: the victim's error images are chosen by its 
 deviation from its siblings, ``r_v``, leans towards "less mass on the true class" on every image, and
 so does the deviation of any model less accurate than the siblings. The variants here take that
 direction out, and are scored against the same family nulls (12 honest models of the suspect's own
-architecture, the benchmark's recipe) on the benchmark's copies and honest models, on the nulls' own
+architecture, the benchmark's recipe: ``MODELS/family-null-ARCH``, which ``uapfp bench families --family-null 12``
+built until 2026-12-07, and ``uapfp family-null --epochs 4 --out MODELS/family-null-ARCH`` builds now) on the benchmark's copies and honest models, on the nulls' own
 models (each against the rest of its null), and on honest models trained with the `long` and `short`
 recipes (which the recipe study trains into ``runs/family-null-recipe-KIT``: run it first for the half):
 

@@ -6,8 +6,8 @@
     uapfp family-null --kit runs/kit-quick --zoo runs/zoo-quick --arch ARCH --out runs/families-quick/family-null-ARCH-span   # the default
     python scripts/study-spanning-null.py --zoo runs/zoo-quick --kit runs/kit-quick --models runs/families-quick [--half test]
 
-The family null the benchmark builds (``MODELS/family-null-ARCH``: 12 honest models of the suspect's
-architecture, the zoo's recipe, 4 epochs) flags honest suspects trained for fewer epochs
+The family null the benchmark built until 2026-12-07 (``MODELS/family-null-ARCH``: 12 honest models of the suspect's
+architecture, the zoo's recipe, 4 epochs; ``uapfp family-null --epochs 4 --out MODELS/family-null-ARCH`` builds it now) flags honest suspects trained for fewer epochs
 (`scripts/study-family-null-recipe.py`). An owner can now join it with a second folder built with another
 recipe (``uapfp family-null --epochs 2 --seed 1``, into ``MODELS/family-null-ARCH-e2``; and, where it is there, a
 third of 1 epoch, ``--epochs 1 --seed 2`` into ``MODELS/family-null-ARCH-e1``) by giving ``--family-null``

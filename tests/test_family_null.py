@@ -225,6 +225,18 @@ def test_the_command_line_builds_a_null_and_verifies_with_it(family_null, tiny_z
     assert FamilyNull.load(family_null.path, tiny_kit).sha256 == family_null.sha256
     # without --epochs the default spans recipes: the command says how to resume this folder instead
     assert main(argv[:-2]) == 2 and "rerun with --epochs 1 to resume it" in capsys.readouterr().err
+    assert main([*argv[:-2], "--seed", "3"]) == 2  # another seed too: --epochs alone would not resume it
+    err = capsys.readouterr().err
+    assert "another recipe or format" in err and "rerun with" not in err
+    # the identity's formula, pinned (a change would orphan every verdict against a null built before it)
+    from uapfp.family_null import _identity
+
+    info = {"format": "uapfp-family-null/1", "arch": "mlp", "models": [
+        {"name": "000-dv-adam", "kind": "dv-adam", "seed": 10000, "test_accuracy": 0.9},
+        {"name": "001-dv-sgd", "kind": "dv-sgd", "seed": 10001, "test_accuracy": 0.8}],
+        "recipe": {"arch": "mlp", "epochs": 4, "batch_size": 128, "augment": "none", "seed": 0, "data": "ab"}}  # fmt: skip
+    assert _identity(info, "cd", {"models": 2, "answers_sha256": "ef"}) == (
+        "ef2dc366f93b25afe4b1cb754d4b260a114b260403342cb181e22425fe436283")  # fmt: skip
     card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
     out = tmp_path / "verdict.json"
     argv = ["verify", "--kit", str(tiny_kit.path), "--suspect", str(card["_path"]), "--method", "errors",
@@ -343,8 +355,8 @@ def test_by_default_a_null_spans_the_zoos_epochs_half_and_a_quarter(tiny_zoo, ti
             "--count", "6"]  # fmt: skip
     with caplog.at_level("WARNING", logger="uapfp.family_null"):
         assert main(argv) == 0
-    assert "6 models are trained for [4, 2] epochs only, not all of [4, 2, 1]" in caplog.text
-    assert "--count 12 trains a full round of each" in caplog.text
+    assert "its 6 models are not as many at each recipe (4 at 4 epochs, 2 at 2 epochs, 0 at 1 epochs" in caplog.text
+    assert "a --count that is a multiple of 12 trains as many of each" in caplog.text
     assert "6 honest models of mlp, trained for 4 and 2 epochs" in capsys.readouterr().out
     null = FamilyNull.load(out, tiny_kit)
     assert null.info["recipe"]["epochs"] == [4, 2, 1]

@@ -321,11 +321,11 @@ def build_family_null(
     rounds = [int(rounds)] if isinstance(rounds, int) else [int(e) for e in rounds]
     if not rounds or min(rounds) < 1:
         raise ConfigError(f"--epochs must be at least 1 (one number, or one per round), got {epochs}")
-    if len(rounds) > 1 and count < len(KINDS) * len(rounds):
-        reached = sorted({rounds[(i // len(KINDS)) % len(rounds)] for i in range(count)}, reverse=True)
-        log.warning("family null %s: %d models are trained for %s epochs only, not all of %s (a round is %d models, "
-                    "one of each kind: --count %d trains a full round of each)", arch, count, reached, rounds,
-                    len(KINDS), len(KINDS) * len(rounds))  # fmt: skip
+    if len(rounds) > 1 and count % (len(KINDS) * len(rounds)):
+        per = {e: sum(round_epochs({"epochs": rounds}, i) == e for i in range(count)) for e in dict.fromkeys(rounds)}
+        log.warning("family null %s: its %d models are not as many at each recipe (%s; a round is %d models, one of "
+                    "each kind: a --count that is a multiple of %d trains as many of each)", arch, count,
+                    ", ".join(f"{n} at {e} epochs" for e, n in per.items()), len(KINDS), len(KINDS) * len(rounds))  # fmt: skip
     recipe = {"arch": arch, "epochs": rounds[0] if len(rounds) == 1 else rounds, "batch_size": 128,
               "augment": zoo.config.augment if augment is None else augment, "seed": seed,
               "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
@@ -334,7 +334,9 @@ def build_family_null(
     if before is not None and (not isinstance(before, dict) or before.get("format") != FAMILY_NULL_FORMAT
                                or before.get("recipe") != recipe):  # fmt: skip
         old = before.get("recipe") if isinstance(before, dict) else None
-        if epochs is None and isinstance(old, dict) and isinstance(old.get("epochs"), int):
+        if epochs is None and isinstance(old, dict) and isinstance(old.get("epochs"), int) and (
+            {**old, "epochs": recipe["epochs"]} == recipe
+        ):  # only the epochs differ: the folder was made by the default of before
             raise ConfigError(
                 f"{out} holds a family null of one recipe ({old['epochs']} epochs for every model), made before "
                 f"uapfp family-null spanned recipes by default; rerun with --epochs {old['epochs']} to resume it, or "

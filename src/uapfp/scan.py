@@ -208,12 +208,14 @@ def _resolved_spec(spec: str) -> str:
 def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
     from .verify import NO_COPY_SHOWN, NOT_SHOWN
 
+    floor = record.get("p_floor")
+    floor = float(floor) if isinstance(floor, (int, float)) and not isinstance(floor, bool) else None
     cannot = record["verdict"] == NOT_SHOWN and str(record.get("message") or "").startswith(NO_COPY_SHOWN)
     return ScanRow(
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
         verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
-        p_floor=record.get("p_floor"), exact_copy_not_shown=cannot,
+        p_floor=floor, exact_copy_not_shown=cannot,
     )  # fmt: skip
 
 
@@ -241,14 +243,15 @@ def _resumable(kit: Any, settings: ScanSettings, family_null: Any = None) -> dic
 def _finished(path: Path, wanted: dict[str, Any], target: Target) -> dict[str, Any] | None:
     """The verdict record at ``path`` if an earlier run of the scan settled it for this ``target`` (its spec and
     weights: a file name can pass to another suspect when the list changes) with the settings
-    :func:`_resumable` gives, else None (an inconclusive one is tried again)."""
+    :func:`_resumable` gives, else None (an inconclusive one is tried again, and so is one written before
+    verdicts held their test's floor, ``p_floor``)."""
     if not path.is_file():
         return None
     try:
         record = read_json(path)
     except UapfpError:
         return None
-    if not isinstance(record, dict) or record.get("verdict") not in ("piracy", "not shown"):
+    if not isinstance(record, dict) or record.get("verdict") not in ("piracy", "not shown") or "p_floor" not in record:
         return None
     got = {k: _recorded(record, k) for k in wanted}
     return record if got == wanted and record.get("scan_target") == _identity(target) else None

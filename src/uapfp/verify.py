@@ -189,7 +189,8 @@ def family_null_method(kit: Kit) -> str:
     the victim's siblings in the kit (else a ConfigError asks for ``--method``). Decided on the families
     benchmark's development half (docs/method.md): against the nulls of the suspects' own families it
     detected the most copies at alpha 0.01 over both victims and both answer modes (75 of 132; ``uap+siblings``
-    70, ``uap`` 42), flagging 3 of 216 honest models (4 and 2)."""
+    70, ``uap`` 42), flagging 3 of 216 honest models (4 and 2), with nulls of one recipe. Against the default
+    null that spans recipes it ties ``uap+siblings`` (39 of 132 each) and flags fewer (2 of 216 against 3)."""
     ref = kit.references.get("errors")
     if ref is None or ref.siblings.shape[0] < 2:
         raise ConfigError(
@@ -465,7 +466,8 @@ def _sequential_verdict(
 
     points = seq.looks(n_req)
     lv = seq.levels(scoring.alpha, len(points), early_share=early_share)
-    info: dict[str, Any] = {"looks": points, "levels": [round(x, 10) for x in lv], "settled_after": None}
+    # ten significant digits (not decimals): a level below 1e-10 must not be stored as 0 (with_floor compares with it)
+    info: dict[str, Any] = {"looks": points, "levels": [float(f"{x:.10g}") for x in lv], "settled_after": None}
     have = min((len(answers.get(ch.query_key, ())) for ch in scoring.method.channels), default=0)
     for j, k in enumerate(points):
         if k > have:

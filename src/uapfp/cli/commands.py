@@ -212,7 +212,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
          **({"family null": " + ".join(r.family_null)} if any(x.family_null for x in rows) else {}),
          "note": "; ".join(n for n in (
              r.error,
-             f"even an exact copy would not be shown (p {r.p_floor:.3g})" if r.exact_copy_not_shown else "",
+             "even an exact copy would not be shown" + (f" (p {r.p_floor:.3g})" if r.p_floor is not None else "")
+             if r.exact_copy_not_shown else "",
              "earlier run" if r.resumed else "",
          ) if n)}
         for r in rows
