@@ -59,6 +59,13 @@ def test_scan_gives_each_suspect_the_verdict_verify_gives_it(tiny_kit, tiny_zoo,
     main(["-q", "scan", "--kit", str(tiny_kit.path), specs[0], "--out", str(out), "--fingerprints", "4"])
     row = json.loads((out / "summary.json").read_text())["suspects"][0]
     assert not row["resumed"] and json.loads((out / f"{row['name']}.json").read_text())["fingerprints"] == 4
+    # a verdict written before verdicts held their floor is verified again, not resumed without one
+    name = rows[1]["name"]
+    old = json.loads((out / f"{name}.json").read_text())
+    (out / f"{name}.json").write_text(json.dumps({k: v for k, v in old.items() if k != "p_floor"}))
+    main(["-q", "scan", "--kit", str(tiny_kit.path), specs[1], "--out", str(out)])
+    row = json.loads((out / "summary.json").read_text())["suspects"][0]
+    assert not row["resumed"] and row["p_floor"] == old["p_floor"]
 
 
 def test_a_scan_says_which_not_shown_verdicts_no_copy_could_escape(tiny_kit, tiny_zoo, tmp_path, capsys):
@@ -70,6 +77,8 @@ def test_a_scan_says_which_not_shown_verdicts_no_copy_could_escape(tiny_kit, tin
     record = json.loads((out / f"{row['name']}.json").read_text())
     assert row["verdict"] == record["verdict"] == "not shown" and row["exact_copy_not_shown"]
     assert row["p_floor"] == record["p_floor"] >= 1e-15
+    level = (record["sequential"].get("levels") or [record["alpha"]])[-1]  # the last look's, or alpha itself
+    assert 0 < level <= 1e-15 and f"not below the level {level:.3g};" in record["message"]
     table = capsys.readouterr().out
     assert f"even an exact copy would not be shown (p {row['p_floor']:.3g})" in table
     assert "1 'not shown' verdict(s) by a test that would not show even an exact copy" in table

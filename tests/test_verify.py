@@ -377,6 +377,13 @@ def test_each_verdict_says_what_an_exact_copy_gets_and_when_its_test_could_show_
     assert NO_COPY_SHOWN not in verify(tiny_kit, card_suspect(copy, output="probs"), alpha=alpha,
                                        sequential=False).message  # fmt: skip
     assert verify(tiny_kit, card_suspect(tiny_zoo.victim, output="probs"), alpha=alpha, sequential=False).verdict == PIRACY
+    # a sequential test's levels are stored to significant digits: far below 1e-10 the last is not stored as 0
+    from uapfp.sequential import levels, looks
+
+    tiny = verify(tiny_kit, card_suspect(copy, output="probs"), alpha=1e-13, sequential=True)
+    last = tiny.sequential["levels"][-1]
+    assert last == pytest.approx(levels(1e-13, len(looks(n_sets)))[-1], rel=1e-9) and last > 0
+    assert tiny.message.startswith(NO_COPY_SHOWN) and f"not below the level {last:.3g};" in tiny.message
 
     # a recheck judges the floor by the level of the log's own sequential rule, not today's: a log whose early
     # looks spent 0.2 of alpha each leaves its last look less than today's rule does
