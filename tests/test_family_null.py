@@ -125,10 +125,16 @@ def test_a_family_null_serves_every_answer_mode_and_combined_methods(family_null
     assert v.channels[1]["p_value"] == pytest.approx(expected, rel=1e-3)
 
 
-def test_a_family_null_tests_by_siblings_unless_told_otherwise(family_null, tiny_zoo, tiny_kit):
+def test_a_family_null_tests_by_errors_and_siblings_unless_told_otherwise(family_null, tiny_zoo, tiny_kit):
     card = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
     assert tiny_kit.config.method == "uap" and tiny_kit.references["errors"].siblings.shape[0] >= 2
-    assert verify(tiny_kit, _unnamed(card), family_null=family_null).method == "siblings"
+    v = verify(tiny_kit, _unnamed(card), family_null=family_null)
+    assert v.method == "errors+siblings" and [c["method"] for c in v.channels] == ["errors", "siblings"]
+    assert v.queries == v.fingerprints * tiny_kit.references["errors"].queries.shape[1]  # one query set serves both
+    # a test other than the model-level one cannot combine channels: then siblings alone
+    from uapfp.verify import family_null_method
+
+    assert family_null_method(tiny_kit, "global") == "siblings"
     assert verify(tiny_kit, card_suspect(card)).method == "uap"  # the kit's own, without a family null
     # a kit without the victim's siblings: the user is asked for a method before any query
     from dataclasses import replace

@@ -167,11 +167,12 @@ class Scoring:
     ) -> Scoring:  # fmt: skip
         """The kit's own method, test, calibration and alpha, where none is given (with a family null, the
         method is :func:`family_null_method`'s)."""
+        stat_test = get_test(test if test is not None else kit.config.null)
         if method is None:
-            method = kit.config.method if family_null is None else family_null_method(kit)
+            method = kit.config.method if family_null is None else family_null_method(kit, stat_test.name)
         scoring = cls(
             get_method(method),
-            get_test(test if test is not None else kit.config.null),
+            stat_test,
             get_calibration(calibration if calibration is not None else kit.config.calibration),
             check_alpha(alpha if alpha is not None else kit.config.alpha),
             family_null,
@@ -184,21 +185,27 @@ class Scoring:
         return scoring
 
 
-def family_null_method(kit: Kit) -> str:
-    """The method a suspect is tested by against a family null when none is named: ``siblings``, which needs
-    the victim's siblings in the kit (else a ConfigError asks for ``--method``). Decided on the families
-    benchmark's development half (docs/method.md): against the nulls of the suspects' own families it
-    detected the most copies at alpha 0.01 over both victims and both answer modes (75 of 132; ``uap+siblings``
-    70, ``uap`` 42), flagging 3 of 216 honest models (4 and 2), with nulls of one recipe. Against the default
-    null that spans recipes it ties ``uap+siblings`` (39 of 132 each) and flags fewer (2 of 216 against 3)."""
+def family_null_method(kit: Kit, test: str = "models") -> str:
+    """The method a suspect is tested by against a family null when none is named: ``errors+siblings``, the
+    victim's held-out errors read two ways (the suspect's share of its mistakes that are the victim's, after
+    AKH, and its deviation from the victim's siblings), one set of queries; ``siblings`` alone where the test
+    is not the model-level one, which a combined method needs. Both need the victim's siblings in the kit
+    (else a ConfigError asks for ``--method``).
+
+    Decided on the families benchmark's development half (docs/method.md), by the rule written when the
+    method was first chosen: the most copies detected at alpha 0.01 over both victims and both answer modes,
+    honest models flagged near the level. Against the default null that spans recipes, ``errors+siblings``
+    detected 49 of 132 (``siblings`` 39, ``siblings+sac`` 42), flagging 1 of 312 honest models (the
+    benchmark's, the nulls' own, and ones trained for twice and half the epochs; ``siblings`` 2). Until
+    2026-12-07 it was ``siblings``, chosen the same way against nulls of one recipe."""
     ref = kit.references.get("errors")
     if ref is None or ref.siblings.shape[0] < 2:
         raise ConfigError(
-            "a family null tests by the siblings method, and this kit holds no siblings of the victim (its zoo "
-            "has none); name another method with --method (uap was measured less honest against such a null: "
+            "a family null tests by the errors+siblings method, and this kit holds no siblings of the victim (its "
+            "zoo has none); name another method with --method (uap was measured less honest against such a null: "
             "docs/method.md), or rebuild the zoo with siblings"
         )
-    return "siblings"
+    return "errors+siblings" if test == "models" else "siblings"
 
 
 def query_plan(method: Method) -> dict[str, Method]:

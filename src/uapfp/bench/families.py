@@ -24,7 +24,7 @@ from .suspects_zoo import DEV_FAMILIES, KINDS, TEST_FAMILIES
 
 log = logging.getLogger(__name__)
 
-METHODS = ("uap", "uap-raw", "errors", "sac", "ipguard", "siblings", "uap+siblings", "uap+errors")
+METHODS = ("uap", "uap-raw", "errors", "sac", "ipguard", "siblings", "uap+siblings", "uap+errors", "errors+siblings")
 
 
 @dataclass(frozen=True)

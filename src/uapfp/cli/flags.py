@@ -147,7 +147,7 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
 
 FAMILY_NULL_HELP = (
     "test the suspect against honest models of its own architecture (uapfp family-null) instead of the kit's "
-    "calibration models, by the siblings method unless --method names another; for a suspect whose architecture "
+    "calibration models, by the errors+siblings method unless --method names another; for a suspect whose architecture "
     "you know. Give it more than once to join folders of that architecture (each built with its own --seed): "
     "more models, or more recipes"
 )
