@@ -10,7 +10,7 @@ and the own-family study's extra honest models (``scripts/study-own-family-null.
 give each family of the half a pool of honest models (28 per dev family, 20 per test family). For each null
 size n, ``--draws`` random draws of n models from the suspect's own family's pool (the suspect itself left
 out where it is in the pool) are the null; the suspect is tested by `siblings` (the product's statistic for
-``--family-null``) and the kit's prediction t-test. Counted, as means over the draws: the benchmark's copies
+``--family-null`` until 2026-12-07, when it became ``errors+siblings``) and the kit's prediction t-test. Counted, as means over the draws: the benchmark's copies
 detected, its honest models flagged, and the pool's own models flagged (each against draws from the rest).
 Copies of an architecture with no pool of the half (a copy distilled into another family) are left out.
 """

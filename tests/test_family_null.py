@@ -135,6 +135,7 @@ def test_a_family_null_tests_by_errors_and_siblings_unless_told_otherwise(family
     from uapfp.verify import family_null_method
 
     assert family_null_method(tiny_kit, "global") == "siblings"
+    assert verify(tiny_kit, _unnamed(card), test="global", family_null=family_null).method == "siblings"
     assert verify(tiny_kit, card_suspect(card)).method == "uap"  # the kit's own, without a family null
     # a kit without the victim's siblings: the user is asked for a method before any query
     from dataclasses import replace

@@ -128,7 +128,8 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
         help="what the suspect returns: probs, topk:K or label (default: probs; HTTP: what the server "
         "advertises); ONNX and HTTP also logits (ONNX default: detected)",
     )
-    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's); see docs/method.md")
+    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's; errors+siblings with "
+                   "--family-null); see docs/method.md")  # fmt: skip
     p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's, 20)")
     p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's; protect's default is 0.01)")
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget")
@@ -199,7 +200,8 @@ def _scan_flags(p: argparse.ArgumentParser) -> None:
         help="verify as Ray tasks, on a local instance or the cluster at ADDRESS (pip install 'uapfp[ray]')",
     )  # fmt: skip
     p.add_argument("--outputs", default=None, help="what the suspects return (as verify --outputs)")
-    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's)")
+    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's; errors+siblings with "
+                   "a family null)")  # fmt: skip
     p.add_argument("--fingerprints", type=int, default=None, help="query sets per method (default: the kit's)")
     p.add_argument("--alpha", type=float, default=None, help="significance level (default: the kit's)")
     p.add_argument("--max-queries", type=int, default=None, help="hard query budget per suspect")
@@ -247,7 +249,8 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
 def _evaluate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kit", required=True)
     p.add_argument("--zoo", required=True)
-    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's)")
+    p.add_argument("--method", default=None, help="fingerprint method (default: the kit's; errors+siblings with "
+                   "a family null)")  # fmt: skip
     p.add_argument("--fingerprints", type=int, default=None)
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--outputs", default="probs", help="simulate suspects answering probs, topk:K or label")
