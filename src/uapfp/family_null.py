@@ -321,14 +321,14 @@ def build_family_null(
     rounds = [int(rounds)] if isinstance(rounds, int) else [int(e) for e in rounds]
     if not rounds or min(rounds) < 1:
         raise ConfigError(f"--epochs must be at least 1 (one number, or one per round), got {epochs}")
-    if len(rounds) > 1 and count % (len(KINDS) * len(rounds)):
-        per = {e: sum(round_epochs({"epochs": rounds}, i) == e for i in range(count)) for e in dict.fromkeys(rounds)}
-        log.warning("family null %s: its %d models are not as many at each recipe (%s; a round is %d models, one of "
-                    "each kind: a --count that is a multiple of %d trains as many of each)", arch, count,
-                    ", ".join(f"{n} at {e} epochs" for e, n in per.items()), len(KINDS), len(KINDS) * len(rounds))  # fmt: skip
     recipe = {"arch": arch, "epochs": rounds[0] if len(rounds) == 1 else rounds, "batch_size": 128,
               "augment": zoo.config.augment if augment is None else augment, "seed": seed,
               "data": sha256_tensors(splits["victim"], splits["pool"])}  # fmt: skip
+    if len(rounds) > 1 and count % (len(KINDS) * len(rounds)):
+        per = {e: sum(round_epochs(recipe, i) == e for i in range(count)) for e in dict.fromkeys(rounds)}
+        log.warning("family null %s: its %d models are not as many at each recipe (%s; a round is %d models, one of "
+                    "each kind: a --count that is a multiple of %d trains as many of each)", arch, count,
+                    ", ".join(f"{n} at {e} epochs" for e, n in per.items()), len(KINDS), len(KINDS) * len(rounds))  # fmt: skip
     out = Path(out)
     before = read_json(out / INFO_FILE) if (out / INFO_FILE).is_file() else None
     if before is not None and (not isinstance(before, dict) or before.get("format") != FAMILY_NULL_FORMAT

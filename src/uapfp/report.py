@@ -72,9 +72,9 @@ def png(fig: Any) -> str:
 
 def _figure_against_honest(record: dict[str, Any]) -> str:
     """The suspect's score (a line) against the honest models' of its null (dots and a histogram)."""
-    null = [v for v in record.get("null_models") or [] if _finite(v)]
+    null = [v for v in record.get("null_models") or [] if finite(v)]
     score = record.get("similarity")
-    score = score if _finite(score) else None
+    score = score if finite(score) else None
     fig, ax = figure(7, 2.6)
     if null:
         ax.hist(null, bins=min(20, max(5, len(null) // 2)), color="#9bb7d4", edgecolor="white", label="honest models")
@@ -139,7 +139,7 @@ def _null_recipes(family: dict[str, Any]) -> str:
 
 
 def _figure_per_set(record: dict[str, Any]) -> str | None:
-    sims = [v for v in record.get("per_fingerprint") or [] if _finite(v)]
+    sims = [v for v in record.get("per_fingerprint") or [] if finite(v)]
     if not sims:
         return None
     fig, ax = figure(7, 2.2)
@@ -209,10 +209,10 @@ def _cannot_show(record: dict[str, Any]) -> bool:
     levels = seq.get("levels") if isinstance(seq, dict) else None
     if isinstance(levels, list) and levels:
         level = levels[-1]
-    return _finite(floor) and _finite(level) and floor >= level
+    return finite(floor) and finite(level) and floor >= level
 
 
-def _finite(x: Any) -> bool:
+def finite(x: Any) -> bool:
     """Whether ``x`` is a finite number a figure can hold (a record handed to uapfp report may be crafted: an int
     too large for a float is not)."""
     try:

@@ -206,10 +206,10 @@ def _resolved_spec(spec: str) -> str:
 
 
 def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
+    from .report import finite
     from .verify import NO_COPY_SHOWN, NOT_SHOWN
 
-    floor = record.get("p_floor")
-    floor = float(floor) if isinstance(floor, (int, float)) and not isinstance(floor, bool) else None
+    floor = float(record["p_floor"]) if finite(record.get("p_floor")) else None
     cannot = record["verdict"] == NOT_SHOWN and str(record.get("message") or "").startswith(NO_COPY_SHOWN)
     return ScanRow(
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),

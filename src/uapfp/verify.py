@@ -197,14 +197,13 @@ def family_null_method(kit: Kit, test: str = "models") -> str:
     honest models flagged near the level. Against the default null that spans recipes, ``errors+siblings``
     detected 49 of 132 copy tests (``siblings`` 39, ``siblings+sac`` 42), flagging 1 of 312 honest tests (of
     the benchmark's honest models, the nulls' own, and ones trained for twice and half the epochs; ``siblings``
-    2). Until
-    2026-12-07 it was ``siblings``, chosen the same way against nulls of one recipe."""
+    2). Until 2026-12-07 it was ``siblings``, chosen the same way against nulls of one recipe."""
     ref = kit.references.get("errors")
     if ref is None or ref.siblings.shape[0] < 2:
         raise ConfigError(
             "a family null tests by the siblings method (with errors, where the kit's test allows), and this kit "
-            "holds no siblings of the victim (its zoo has none); name another method with --method (uap was measured less honest against such a null: "
-            "docs/method.md), or rebuild the zoo with siblings"
+            "holds no siblings of the victim (its zoo has none); name another method with --method (uap was "
+            "measured less honest against such a null: docs/method.md), or rebuild the zoo with siblings"
         )
     return "errors+siblings" if test == "models" else "siblings"
 
