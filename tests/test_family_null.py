@@ -130,7 +130,8 @@ def test_a_family_null_tests_by_errors_and_siblings_unless_told_otherwise(family
     assert tiny_kit.config.method == "uap" and tiny_kit.references["errors"].siblings.shape[0] >= 2
     v = verify(tiny_kit, _unnamed(card), family_null=family_null)
     assert v.method == "errors+siblings" and [c["method"] for c in v.channels] == ["errors", "siblings"]
-    assert v.queries == v.fingerprints * tiny_kit.references["errors"].queries.shape[1]  # one query set serves both
+    classes = tiny_kit.references["classes"].queries.shape[1]  # the class-order check's, sent first
+    assert v.queries == classes + v.fingerprints * tiny_kit.references["errors"].queries.shape[1]  # one set serves both
     # a test other than the model-level one cannot combine channels: then siblings alone
     from uapfp.verify import family_null_method
 

@@ -243,13 +243,14 @@ def test_4_retry_after_is_capped_and_not_compounded(tiny_kit, hostile, monkeypat
 
 def test_4_exhausted_retries_report_what_was_measured(tiny_kit, hostile, capsys, tmp_path):
     out = tmp_path / "v.json"
-    code, stdout, _ = run(capsys, "-q", "verify", "--kit", str(tiny_kit.path), "--suspect", f"{hostile}/flaky3",
+    code, stdout, _ = run(capsys, "-q", "verify", "--kit", str(tiny_kit.path), "--suspect", f"{hostile}/flaky4",
                           "--retries", "1", "--json", str(out))  # fmt: skip
     saved = json.loads(out.read_text())
     assert code == 3 and "INCONCLUSIVE" in stdout and saved["verdict"] == "inconclusive"
     assert saved["fingerprints"] == 3 and "stopped answering" in saved["message"]
     log = [json.loads(line) for line in (tmp_path / "v.queries.jsonl").read_text().splitlines()]
-    assert len(log) - 1 == 3 * 2 * tiny_kit.probe_images.shape[1]
+    # four requests answered: the class-order check's images, then three sets
+    assert len(log) - 1 == tiny_kit.references["classes"].queries.shape[1] + 3 * 2 * tiny_kit.probe_images.shape[1]
 
 
 # --------------------------------------------------------------------------- 5. damaged files, orphans

@@ -144,11 +144,12 @@ def test_faults_are_retried_within_budget(tiny_kit, cards, server):
 def test_budget_exhausted_mid_run(tiny_kit, cards, server, capsys, tmp_path):
     url = server(cards["piracy"]["_path"], "--outputs", "probs")
     per_set = 2 * tiny_kit.probe_images.shape[1]
-    budget = int(3.5 * per_set)
+    classes = tiny_kit.references["classes"].queries.shape[1]  # the class-order check's, sent first
+    budget = classes + int(3.5 * per_set)
     with _http(url, tiny_kit, max_queries=budget, batch_size=25) as suspect:
         v = verify(tiny_kit, suspect)
         assert v.verdict == INCONCLUSIVE and v.fingerprints == 3 and "budget" in v.message
-        assert suspect.queries == 3 * per_set <= budget  # the 4th set was refused before sending
+        assert suspect.queries == classes + 3 * per_set <= budget  # the 4th set was refused before sending
     # with failures and timeouts, retries eat the budget mid-set: still never past it
     url = server(cards["homologous"]["_path"], *FAULTS)
     with _http(url, tiny_kit, max_queries=budget, batch_size=25, backoff=0.01, retries=20, timeout=0.5) as suspect:
@@ -185,11 +186,13 @@ def test_cli_verify_writes_verdict_and_query_log(tiny_kit, cards, server, capsys
     # the log alone, with the kit, gives the verdict again; an edited log is refused
     again = recheck_query_log(tiny_kit, qlog)
     assert again.per_fingerprint == local.per_fingerprint and again.verdict == local.verdict
-    lines[5]["output"][0] += 0.25
+    k = 1 + tiny_kit.references["classes"].queries.shape[1] + 4  # the fifth line of the first uap set
+    assert (lines[k]["queries"], lines[k]["set"], lines[k]["point"], lines[k]["uap"]) == ("uap", 0, 2, False)
+    lines[k]["output"][0] += 0.25
     edited = tmp_path / "edited.jsonl"
     edited.write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert recheck_query_log(tiny_kit, edited).per_fingerprint != local.per_fingerprint
-    lines[5]["input_sha256"] = "0" * 64
+    lines[k]["input_sha256"] = "0" * 64
     edited.write_text("".join(json.dumps(x) + "\n" for x in lines))
     with pytest.raises(ConfigError, match="not point 4 of uap set 0"):
         recheck_query_log(tiny_kit, edited)

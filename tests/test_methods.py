@@ -120,7 +120,8 @@ def test_combined_methods_through_verify(tiny_zoo, tiny_kit):
     assert v.method == "uap+errors+siblings" and [c["method"] for c in v.channels] == ["uap", "errors", "siblings"]
     errors = tiny_kit.references["errors"]
     # the errors sets are sent once, though two channels read them
-    assert suspect.queries == 5 * (2 * tiny_kit.probe_images.shape[1] + errors.queries.shape[1])
+    classes = tiny_kit.references["classes"].queries.shape[1]  # the class-order check's, sent first
+    assert suspect.queries == classes + 5 * (2 * tiny_kit.probe_images.shape[1] + errors.queries.shape[1])
     single = verify(tiny_kit, card_suspect(pirate), method="uap", fingerprints=5)
     assert single.similarity == pytest.approx(v.channels[0]["similarity"], abs=1e-6)
     assert single.verdict == PIRACY and get_method("uap+errors").name == "uap+errors"

@@ -41,7 +41,7 @@ def test_end_to_end_separates_piracy_from_homologous(tiny_zoo, tiny_kit):
     assert np.mean([s.similarity for s in pir]) > np.mean([s.similarity for s in hom]) + 0.3
     one = verify(tiny_kit, card_suspect(next(c for c in tiny_zoo.cards if c["id"] == pir[0].id)))
     assert one.verdict == PIRACY and one.similarity == pytest.approx(pir[0].similarity, abs=1e-6)
-    assert one.queries == 2 * 30 * 8 and one.fingerprints == 8 and len(one.per_fingerprint) == 8
+    assert one.queries == 50 + 2 * 30 * 8 and one.fingerprints == 8 and len(one.per_fingerprint) == 8  # 50: classes
     victim = verify(tiny_kit, card_suspect(tiny_zoo.victim))
     assert victim.similarity == pytest.approx(1.0, abs=1e-5) and victim.verdict == PIRACY
 
@@ -72,9 +72,9 @@ def test_evaluate_from_stored_answers_equals_querying(tiny_zoo, tiny_kit, output
 
 def test_budget_exhausted_is_inconclusive(tiny_zoo, tiny_kit):
     card = _card(tiny_zoo, tiny_kit, "piracy")
-    s = card_suspect(card, max_queries=2 * 30 * 3 + 10)
+    s = card_suspect(card, max_queries=50 + 2 * 30 * 3 + 10)  # 50: the class-order check's images, sent first
     v = verify(tiny_kit, s)
-    assert v.verdict == INCONCLUSIVE and v.fingerprints == 3 and s.queries <= 2 * 30 * 3 + 10
+    assert v.verdict == INCONCLUSIVE and v.fingerprints == 3 and s.queries <= 50 + 2 * 30 * 3 + 10
     assert "budget" in v.message and math.isfinite(v.similarity)
 
 

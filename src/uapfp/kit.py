@@ -5,8 +5,9 @@ hashes; :meth:`Kit.load` refuses a kit whose files do not match. It holds the vi
 the probe images (all views), the encoder's weights, the victim's fingerprints and
 embeddings, and the fingerprints and similarities of the calibration homologous models
 (the null distribution; with leave-arch-out calibration also the encoders that score them,
-in ``null-encoders.safetensors``), plus the input spec, class count, hyperparameters and
-versions. :func:`uapfp.protect.protect` builds one.
+in ``null-encoders.safetensors``), the query sets of the methods that learn nothing and of the
+class-order check (:mod:`uapfp.classorder`) with the zoo's answers to them (``references.safetensors``),
+plus the input spec, class count, hyperparameters and versions. :func:`uapfp.protect.protect` builds one.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import torch
 
 from . import __version__
 from .cards import attack_of, load_model_from_card
+from .classorder import CLASSES_KEY, class_queries
 from .config import ProtectConfig
 from .encoder import FingerprintEncoder, train_encoder
 from .errors import ConfigError
@@ -245,8 +246,8 @@ def zoo_answers(
 @dataclass
 class Profile:
     """The victim's UAP, the probe images (S, N, C, H, W) and the zoo's fingerprints on them;
-    the query sets of the methods that learn nothing (``queries``: key -> (images, labels)) and
-    the zoo's answers to them (``answers``: key -> model id -> (S, n, K))."""
+    the query sets of the methods that learn nothing and of the class-order check (``queries``: key ->
+    (images, labels)) and the zoo's answers to them (``answers``: key -> model id -> (S, n, K))."""
 
     uap: UAPResult
     images: torch.Tensor
@@ -288,6 +289,7 @@ def profile_zoo(
     images = x_v[probes.sets]
     fps = zoo_fingerprints(zoo, uap.v, images, progress=progress)
     queries = lineage_queries(victim, data.x_test, data.y_test, config)
+    queries[CLASSES_KEY] = class_queries(victim, data.x_test, data.y_test, num_classes=len(data.classes))
     answers = {key: zoo_answers(zoo, q, progress=progress) for key, (q, _) in queries.items()}
     return Profile(uap, images, fps, data.input_shape, tuple(data.classes), queries, answers)
 

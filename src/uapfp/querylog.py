@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import sequential as sequential_rule
+from .classorder import CLASSES_KEY, find_order
 from .errors import ConfigError
 from .kit import Kit
 from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
-from .verify import Scoring, Verdict, query_plan, score_answers, with_floor, with_suspect_architecture
+from .verify import (
+    Scoring,
+    Verdict,
+    query_plan,
+    score_answers,
+    with_class_order,
+    with_floor,
+    with_suspect_architecture,
+)
 
 if TYPE_CHECKING:
     from .family_null import FamilyNull
@@ -36,8 +45,8 @@ class QueryLog:
     ``architecture_checked``: the architecture the suspect's spec named, null for a file or a server, and
     whether uapfp found it to be the null's).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
-    (``uap`` for the probe points with and without the UAP, ``errors``, ``ipguard``), the set and the
-    point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
+    (``classes`` for the class-order check's images, sent first where the kit holds them, ``uap`` for the probe
+    points with and without the UAP, ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
     float32 bytes (little-endian, C order) and ``output`` the answer row exactly as received (floats
     round-trip float32).
     The log is written to a temporary file beside ``path`` and renamed over it by
@@ -168,17 +177,27 @@ def recheck_query_log(
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     plan = query_plan(scoring.method)
-    got: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
+    sets_of = {key: channel.sets(kit) for key, channel in plan.items()}
+    classes = kit.references.get(CLASSES_KEY)
+    if classes is not None:  # verify sends them first
+        sets_of = {CLASSES_KEY: classes.queries, **sets_of}
+        first = rows[0].get("queries") if rows and isinstance(rows[0], dict) else None
+        if rows and first != CLASSES_KEY:
+            raise ConfigError(
+                f"{path} line 2: queries of kind {first!r}, where this kit's verification sends its {CLASSES_KEY!r} "
+                "queries first; the log was edited, or written with another kit"
+            )
+    got: dict[str, list[torch.Tensor]] = {key: [] for key in sets_of}
     i = 0
     while i < len(rows):
         row0 = rows[i]
         key = row0.get("queries", "uap") if isinstance(row0, dict) else None
-        if key not in plan:
+        if key not in sets_of:
             raise ConfigError(
                 f"{path} line {i + 2}: queries of kind {key!r}, which the method {scoring.method.name!r} does not send"
             )
         s = len(got[key])
-        sets = plan[key].sets(kit)
+        sets = sets_of[key]
         if s >= len(sets):
             raise ConfigError(f"{path} holds more {key} sets than the kit ({len(sets)})")
         batch = sets[s]
@@ -204,6 +223,12 @@ def recheck_query_log(
             outs.append(out)
         got[key].append(torch.tensor(outs, dtype=torch.float32))
         i += len(batch)
+    order = None
+    if classes is not None:
+        said = got.pop(CLASSES_KEY)
+        if said:
+            order = find_order(said[0], classes.labels[0])
+            got = {key: [order.apply(a) for a in answers] for key, answers in got.items()}
     requested = header.get("fingerprints")
     n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else 0
     sequential = header.get("sequential") is True  # then a log that stops early is a settled verdict
@@ -224,7 +249,8 @@ def recheck_query_log(
         sequential=sequential, early_share=share if sequential else None,
     )  # fmt: skip
     verdict = with_floor(verdict, kit, scoring, mode)
-    return with_suspect_architecture(verdict, _logged_architecture(path, header, family_null, kit))
+    verdict = with_suspect_architecture(verdict, _logged_architecture(path, header, family_null, kit))
+    return with_class_order(verdict, order, kit)
 
 
 def _logged_architecture(path: str | os.PathLike[str], header: dict[str, Any], family_null: FamilyNull | None,

@@ -177,7 +177,15 @@ class Markup(str):
 
 
 def sentence(record: dict[str, Any]) -> str:
-    """The verdict in one sentence."""
+    """The verdict in one sentence (and one more where the suspect's classes were read in the victim's order)."""
+    order = record.get("class_order")
+    if isinstance(order, dict) and isinstance(order.get("order"), list) and record.get("verdict") != "inconclusive":
+        return _sentence(record) + (" The suspect numbers the classes otherwise than the victim; its answers were read "
+                                    "in the victim's order (the suspect's class order, below).")  # fmt: skip
+    return _sentence(record)
+
+
+def _sentence(record: dict[str, Any]) -> str:
     v, p, alpha = record.get("verdict"), _p(record.get("p_value")), e(record.get("alpha"))
     suspect = e(record.get("suspect"))
     at = f"p = {p}"
@@ -219,6 +227,13 @@ def finite(x: Any) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
     except OverflowError:
         return False
+
+
+def _class_order(order: Any) -> str:
+    """What the class-order check found, as the verdict noted it."""
+    if isinstance(order, dict) and isinstance(order.get("note"), str):
+        return order["note"]
+    return "not checked (the kit holds no class-order images)"
 
 
 def _sequential(seq: Any) -> str:
@@ -283,6 +298,7 @@ it was made; "not shown" is not proof of innocence.</p>
     *([("an exact copy of the victim would get", _p(record.get("p_floor")))] if "p_floor" in record else []),
     ("significance level", record.get("alpha")),
     ("sequential test", _sequential(record.get("sequential"))),
+    ("the suspect's class order", _class_order(record.get("class_order"))),
     ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
     *([("family null", f"{family.get('models')} honest models of {family.get('arch')}, "

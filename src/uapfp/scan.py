@@ -78,6 +78,7 @@ class ScanRow:
     resumed: bool = field(default=False, compare=False)
     p_floor: float | None = None  # what an exact copy of the victim gets by this test (verify.exact_copy_p)
     exact_copy_not_shown: bool = False  # a ``not shown`` by a test that would not show an exact copy either
+    classes_reordered: bool = False  # its answers were read in the victim's class order (uapfp.classorder)
 
 
 def _name_of(spec: str, weights: str | None) -> str:
@@ -215,8 +216,14 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
         verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
-        p_floor=floor, exact_copy_not_shown=cannot,
+        p_floor=floor, exact_copy_not_shown=cannot, classes_reordered=_reordered(record),
     )  # fmt: skip
+
+
+def _reordered(record: dict[str, Any]) -> bool:
+    """Whether the verdict read the suspect's answers in another class order than it gave them."""
+    order = record.get("class_order")
+    return isinstance(order, dict) and isinstance(order.get("order"), list)
 
 
 def _resumable(kit: Any, settings: ScanSettings, family_null: Any = None) -> dict[str, Any]:

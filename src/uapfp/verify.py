@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .calibration import Calibration, get_calibration
+from .classorder import CLASSES_KEY, ClassOrder, find_order
 from .encoder import FingerprintEncoder, embed
 from .errors import BudgetExhaustedError, ConfigError, SuspectError, SuspectUnavailableError
 from .kit import Kit
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 PIRACY = "piracy"
 NOT_SHOWN = "not shown"
 INCONCLUSIVE = "inconclusive"
+CLASS_ORDER_NOT_CHECKED = (
+    "order not checked: the kit holds no class-order images (made before 2026-12-07; uapfp protect makes them)"
+)
 
 
 def cosine_similarities(encoder: FingerprintEncoder, f_victim: torch.Tensor, f_suspect: torch.Tensor) -> torch.Tensor:
@@ -81,6 +85,9 @@ class Verdict:
     p_floor: float = float("nan")
     """The p-value an exact copy of the victim gets from this test (:func:`exact_copy_p`): where it is not below
     the level, even an exact copy would not be shown."""
+    class_order: dict[str, Any] = field(default_factory=dict)
+    """What the suspect's answers to the kit's ``classes`` set said of its class order (:mod:`uapfp.classorder`),
+    with ``note``, a line for a person (empty: not checked, the kit holds no such set)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -104,6 +111,7 @@ class Verdict:
             f"fingerprints {self.fingerprints} of {self.fingerprints_requested}, {self.queries} queries, "
             f"outputs {self.output_mode}, {self.seconds:.2f} s",
             *([self._sequential_line()] if self.sequential else []),
+            "classes      " + (self.class_order.get("note", "") if self.class_order else CLASS_ORDER_NOT_CHECKED),
             f"kit          sha256 {self.kit_sha256}"
             + (f", signed by key {self.kit_signed_by} (checked)" if self.kit_signed_by else " (signature not checked)"),
         ]
@@ -235,8 +243,11 @@ def verify(
     label-only suspect is compared label to label. ``method``, ``test`` and ``calibration``
     (objects or names) replace the kit's own. With ``sequential`` (None: the kit's setting, True
     by default) querying stops once the verdict is settled (:mod:`uapfp.sequential`); with False,
-    every requested set is sent and tested at alpha. When the suspect's query budget runs out or a remote suspect
-    stops answering, the sets measured so far are reported and the verdict is ``inconclusive``. With
+    every requested set is sent and tested at alpha. Where the kit holds the class-order check's images
+    (:mod:`uapfp.classorder`), they are sent first, and a suspect found to number the classes otherwise has every
+    later answer read in the victim's order (``Verdict.class_order`` says what was found). When the suspect's
+    query budget runs out or a remote suspect stops answering, the sets measured so far are reported and the
+    verdict is ``inconclusive``. With
     ``family_null`` (:class:`~uapfp.family_null.FamilyNull`), the suspect is tested against those honest models
     of its own architecture instead of the kit's calibration models.
     """
@@ -265,7 +276,14 @@ def verify(
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     message = ""
     settled: Verdict | None = None  # the sequential test's verdict at the look that settled it
+    order: ClassOrder | None = None
     try:
+        classes = kit.references.get(CLASSES_KEY)
+        if classes is not None:  # first the suspect's class order, so that every answer is read in the victim's
+            out = suspect(classes.queries[0])
+            if logger:
+                logger.write(CLASSES_KEY, 0, classes.queries[0], out)
+            order = find_order(out, classes.labels[0])
         for k in looks(n_req) if sequential else [n_req]:
             for key, channel in plan.items():  # every channel up to the look, then the test
                 sets = channel.sets(kit)
@@ -273,7 +291,7 @@ def verify(
                     out = suspect(sets[s])
                     if logger:
                         logger.write(key, s, sets[s], out)
-                    answers[key].append(out)
+                    answers[key].append(order.apply(out) if order else out)
             if sequential:
                 v = score_answers(
                     kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=0,
@@ -296,7 +314,14 @@ def verify(
             kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
             queries=suspect.queries - q0, start=start, message=message, sequential=sequential,
         )  # fmt: skip
-    return with_suspect_architecture(with_floor(verdict, kit, scoring, mode), checked)
+    return with_class_order(with_suspect_architecture(with_floor(verdict, kit, scoring, mode), checked), order, kit)
+
+
+def with_class_order(verdict: Verdict, order: ClassOrder | None, kit: Kit) -> Verdict:
+    """``verdict`` with what the class-order check found (nothing where it did not run)."""
+    if order is None:
+        return verdict
+    return replace(verdict, class_order={**order.to_dict(), "note": order.describe(kit.info.get("classes"))})
 
 
 def exact_copy_p(kit: Kit, scoring: Scoring, mode: OutputMode | str, n_sets: int) -> float:

@@ -32,7 +32,8 @@ from .uap import UapMethod, UapRawMethod, probe_sets
 METHODS: dict[str, Method] = {
     m.name: m for m in (UapMethod(), UapRawMethod(), ErrorsMethod(), SacMethod(), IPGuardMethod(), SiblingsMethod())
 }
-#: The query sets a kit keeps references of (``errors`` serves errors, sac and siblings).
+#: The query sets a kit keeps references of for the methods (``errors`` serves errors, sac and siblings); the
+#: kit also keeps the class-order check's (:data:`uapfp.classorder.CLASSES_KEY`).
 QUERY_KEYS = ("errors", "ipguard")
 
 

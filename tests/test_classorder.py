@@ -1,0 +1,166 @@
+"""The class-order check: a suspect that numbers the classes otherwise is read in the victim's order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from uapfp.cards import load_model_from_card
+from uapfp.classorder import CLASSES_KEY, MIN_ALIGNED, class_queries, find_order, per_class
+from uapfp.errors import ConfigError
+from uapfp.querylog import recheck_query_log
+from uapfp.suspects.local import TorchSuspect
+from uapfp.suspects.spec import card_suspect
+from uapfp.training import predict_logits
+from uapfp.verify import CLASS_ORDER_NOT_CHECKED, NOT_SHOWN, PIRACY, verify
+
+ORDER = (3, 0, 1, 2, 9, 5, 6, 8, 7, 4)  # output j answers class ORDER[j]: two classes stay, eight move
+
+
+def _one_hot(labels: list[int], k: int = 10) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.tensor(labels), k).float()
+
+
+def test_find_order_on_hand_made_answers():
+    y = torch.arange(10).repeat_interleave(5)  # five images of each class
+    right = find_order(_one_hot(y.tolist()), y)
+    assert right.order is None and right.right == right.right_reordered == 1.0 and right.images == 50
+    # a suspect whose output j answers class ORDER[j]: on an image of class c it says the j with ORDER[j] == c
+    said = [ORDER.index(c) for c in y.tolist()]
+    found = find_order(_one_hot(said), y)
+    assert found.order == ORDER and found.right == pytest.approx(10 / 50) and found.right_reordered == 1.0
+    assert torch.equal(found.apply(_one_hot(said)), _one_hot(y.tolist()))  # back in the victim's order
+    # two classes swapped: 10 of 50 images move, a gain of exactly MIN_GAIN
+    swapped = [{0: 1, 1: 0}.get(c, c) for c in y.tolist()]
+    assert find_order(_one_hot(swapped), y).order == (1, 0, *range(2, 10))
+    # one of the swapped classes' images right after all: the gain falls below MIN_GAIN, so the answers stay as given
+    swapped[0] = 0
+    assert find_order(_one_hot(swapped), y).order is None
+    # a weak model: right on 20 of 50 in the victim's order, 30 in another (each output one class on): too few
+    weak = [c if i % 5 < 2 else (c + 1) % 10 for i, c in enumerate(y.tolist())]
+    weak_found = find_order(_one_hot(weak), y)
+    assert weak_found.order is None and weak_found.right == pytest.approx(0.4) and weak_found.right_reordered < MIN_ALIGNED
+    assert "may not classify the victim's classes" in weak_found.describe()
+    # one class for every image: every order labels 5 right, the victim's is kept (ties go to it)
+    assert find_order(_one_hot([4] * 50), y).order is None
+    # probabilities and top-k rows are read by their largest entry
+    soft = torch.softmax(torch.randn(50, 10) + 8 * _one_hot(said), -1)
+    assert find_order(soft, y).order == ORDER
+    with pytest.raises(ValueError):
+        find_order(torch.zeros(0, 10), torch.zeros(0, dtype=torch.long))
+
+
+def test_class_queries_are_the_victims_most_confident_right_images(tiny_zoo):
+    data = tiny_zoo.load_dataset()
+    victim = load_model_from_card(tiny_zoo.victim)
+    x, y = data.x_test[:600], data.y_test[:600]
+    images, labels = class_queries(victim, x, y, num_classes=10)
+    k = per_class(10)
+    assert k == 5 and images.shape == (1, 50, *x.shape[1:]) and labels.shape == (1, 50)
+    probs = predict_logits(victim, x).softmax(-1)
+    for c in range(10):  # a slow reference: class c's right images, most confident first
+        ranked = sorted((i for i in range(len(x)) if int(y[i]) == c and int(probs[i].argmax()) == c),
+                        key=lambda i: -float(probs[i].max()))  # fmt: skip
+        assert torch.equal(images[0, c * k : (c + 1) * k], x[ranked[:k]]), c
+        assert (labels[0, c * k : (c + 1) * k] == c).all()
+
+
+def test_class_queries_take_what_a_class_has(tiny_zoo, caplog):
+    """A class the victim labels too few held-out images of right gets those, with a warning."""
+    data = tiny_zoo.load_dataset()
+    victim = load_model_from_card(tiny_zoo.victim)
+    label = predict_logits(victim, data.x_test[:300]).argmax(-1)
+    keep = (data.y_test[:300] != 3) | (label != 3)  # class 3: no right image left
+    images, labels = class_queries(victim, data.x_test[:300][keep], data.y_test[:300][keep], num_classes=10)
+    assert (labels != 3).all() and images.shape[1] == 45
+    assert "fewer than 5 held-out images right for the classes 3 (0)" in caplog.text
+
+
+class _Permuted(nn.Module):
+    """A model whose output j answers class ``order[j]``."""
+
+    def __init__(self, inner: nn.Module, order: tuple[int, ...]) -> None:
+        super().__init__()
+        self.inner, self.order = inner, list(order)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)[:, self.order]
+
+
+def _permuted(card: dict, order: tuple[int, ...]) -> TorchSuspect:
+    """The model of ``card``, serving its outputs in ``order``."""
+    return TorchSuspect(_Permuted(load_model_from_card(card), order), input_shape=(1, 28, 28), num_classes=10,
+                        name=f"{card['id']}-permuted")  # fmt: skip
+
+
+def test_a_copy_that_permutes_its_outputs_gets_the_verdict_of_the_copy(tiny_zoo, tiny_kit, tmp_path):
+    """The thief's cheapest disguise: the same copy, its outputs in another order. Read back in the victim's order, it
+    gets the plain copy's verdict, similarity for similarity; its query log rechecks to the same."""
+    ref = tiny_kit.references[CLASSES_KEY]
+    assert ref.queries.shape[:2] == (1, 50) and ref.null.shape[:3] == (len(tiny_kit.info["models"]["calibration"]), 1, 50)
+    copy = next(c for c in tiny_zoo.cards if c["id"] in tiny_kit.info["models"]["heldout"] and c["role"] == "piracy")
+    plain = verify(tiny_kit, card_suspect(copy))
+    assert plain.class_order["order"] is None and plain.class_order["right"] >= MIN_ALIGNED
+    assert plain.queries == 50 + 2 * 30 * 8
+    disguised = _permuted(copy, ORDER)
+    raw = disguised(tiny_kit.probe_images[0, :5])
+    assert not torch.equal(raw, card_suspect(copy)(tiny_kit.probe_images[0, :5]))  # it does answer otherwise
+    v = verify(tiny_kit, _permuted(copy, ORDER), query_log=tmp_path / "q.jsonl")
+    assert v.class_order["order"] == list(ORDER) and v.class_order["right_reordered"] >= MIN_ALIGNED
+    assert v.verdict == plain.verdict == PIRACY
+    assert v.similarity == pytest.approx(plain.similarity, abs=1e-6) and v.p_value == pytest.approx(plain.p_value)
+    assert "REORDERED" in v.render() and "its output 0 answers class 3 (Dress)" in v.render()
+    again = recheck_query_log(tiny_kit, tmp_path / "q.jsonl")
+    assert again.class_order == v.class_order and again.similarity == pytest.approx(v.similarity, abs=1e-6)
+    assert again.queries == v.queries == plain.queries
+    # read as given, without the check (a kit without the class-order images), the default method (siblings) sees no
+    # copy in it; with it, the copy's own similarity
+    bare = replace(tiny_kit, references={k: r for k, r in tiny_kit.references.items() if k != CLASSES_KEY})
+    unchecked = verify(bare, _permuted(copy, ORDER), method="siblings")
+    assert unchecked.class_order == {} and CLASS_ORDER_NOT_CHECKED in unchecked.render()
+    checked = verify(tiny_kit, _permuted(copy, ORDER), method="siblings")
+    assert checked.similarity == pytest.approx(verify(tiny_kit, card_suspect(copy), method="siblings").similarity, abs=1e-6)
+    assert (unchecked.verdict, checked.verdict) == (NOT_SHOWN, PIRACY)
+    assert unchecked.similarity < checked.similarity - 0.2, (unchecked.similarity, checked.similarity)
+
+
+def test_recheck_refuses_a_log_without_the_class_order_queries(tiny_zoo, tiny_kit, tmp_path):
+    copy = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
+    log = tmp_path / "q.jsonl"
+    verify(tiny_kit, _permuted(copy, ORDER), query_log=log)
+    lines = log.read_text().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if json.loads(line)["queries"] != CLASSES_KEY]
+    assert len(kept) == len(lines) - 50
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("\n".join(kept) + "\n")
+    with pytest.raises(ConfigError, match="sends its 'classes' queries first"):
+        recheck_query_log(tiny_kit, edited)
+
+
+def test_the_evidence_page_says_the_class_order(tiny_zoo, tiny_kit):
+    import html
+
+    from uapfp.report import verdict_report
+
+    copy = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
+    page = html.unescape(verdict_report(verify(tiny_kit, _permuted(copy, ORDER)).to_dict()))
+    assert "the suspect's class order" in page and "REORDERED" in page
+    assert "The suspect numbers the classes otherwise than the victim" in page
+    old = {**verify(tiny_kit, card_suspect(copy)).to_dict(), "class_order": {}}  # a verdict of before the check
+    assert "not checked (the kit holds no class-order images)" in html.unescape(verdict_report(old))
+
+
+def test_a_scan_row_says_when_the_classes_were_reordered(tiny_zoo, tiny_kit, tmp_path):
+    from uapfp.scan import Target, _row
+
+    copy = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
+    target = Target(spec="onnx:suspect.onnx", name="suspect")
+    permuted = verify(tiny_kit, _permuted(copy, ORDER)).to_dict()
+    plain = verify(tiny_kit, card_suspect(copy)).to_dict()
+    assert _row(target, permuted, tmp_path / "a.json").classes_reordered
+    assert not _row(target, plain, tmp_path / "b.json").classes_reordered
+    assert not _row(target, {**plain, "class_order": {}}, tmp_path / "c.json").classes_reordered  # not checked
