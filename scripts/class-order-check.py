@@ -8,13 +8,15 @@ asked of each model, and ``find_order`` reads its answers twice: as the model gi
 victim's order, and with its outputs in a fixed other order that moves every class, where it should put them back.
 It reads only each answer's largest entry, so probabilities, top-k and labels read alike. Prints, per group of
 models: how many, how many it reordered as they answer (false reorders), how many permuted ones it put back, and
-the lowest share of the images a model labels right in the victim's order; of the permuted ones not put back
+the fewest of the images a model labels right in the victim's order; of the permuted ones not put back
 exactly, whether the check took another order (and how many classes it left wrong) or read them as given.
 
 Then the copies' verdicts (the zoo's held-out copies and the benchmark's, every set, alpha 0.01, against the kit's
 calibration models) by `siblings` and `uap`, with probabilities and with labels: as the copies answer; with their
-outputs in the other order and read as given, as a kit without the check reads them (``--kit`` should be one made
-before 2026-12-07, or any: its own ``classes`` set is not used); and read through the check. The suspects of both
+outputs in the other order and read as given, as a kit without the check reads them; the same read through the
+check (``verify.score_answers`` given the answers to the check's images); and with only the check's images
+answered in the other order, the rest as given (a thief who turns the check against the owner), through the
+check. ``--kit`` may be one made before 2026-12-07: the check's images are the ones made here. The suspects of both
 halves of the families benchmark must exist (``uapfp bench families --halves dev,test`` trains them).
 """
 
@@ -28,9 +30,9 @@ import torch
 
 from uapfp.bench.suspects_zoo import DEV_FAMILIES, KINDS, TEST_FAMILIES, build_suspects, load_suspect
 from uapfp.cards import load_model_from_card
-from uapfp.classorder import class_queries, find_order
+from uapfp.classorder import CLASSES_KEY, class_queries, find_order
 from uapfp.kit import Kit
-from uapfp.methods import truncate
+from uapfp.methods import Reference, truncate
 from uapfp.suspects.base import OutputMode
 from uapfp.suspects.spec import card_suspect
 from uapfp.verify import PIRACY, Scoring, query_plan, score_answers
@@ -74,7 +76,7 @@ for half, families in (("dev", DEV_FAMILIES), ("test", TEST_FAMILIES)):
         role = "copies" if rec.role == "piracy" else "honest"
         ask(f"families {half}: {role}", rec.name, load_suspect(args.models, rec, data), rec.role == "piracy")
 print(f"{images.shape[1]} images; the other order: output j answers class {moved.tolist()}[j]")
-print("| models | n | reordered as they answer | put back when permuted | lowest share right (model) |")
+print("| models | n | reordered as they answer | put back when permuted | fewest right in the victim's order (model) |")
 print("|---|---|---|---|---|")
 for group, answered in groups.items():
     found = [(name, find_order(a, labels[0]), find_order(a[:, moved], labels[0])) for name, a in answered]
@@ -82,30 +84,33 @@ for group, answered in groups.items():
     back = sum(perm.order == tuple(moved.tolist()) for _, _, perm in found)
     low = min(found, key=lambda f: f[1].right)
     print(f"| {group} | {len(found)} | {len(false)}{' (' + ', '.join(false) + ')' if false else ''} | {back} | "
-          f"{low[1].right:.2f} ({low[0]}) |")
+          f"{low[1].right} of {low[1].images} ({low[0]}) |")
     missed = [
         f"{name} ({'read as given' if perm.order is None else f'{sum(a != b for a, b in zip(perm.order, moved.tolist()))} classes wrong'};"
-        f" {perm.right_reordered:.2f} right at best)"
+        f" {perm.right_reordered} right at best)"
         for name, _, perm in found if perm.order != tuple(moved.tolist())
     ]  # fmt: skip
     if missed:
         print(f"|  not put back: {', '.join(missed)} | | | | |")
 
 print("\nCopies detected at alpha 0.01 (every set, the kit's calibration models):")
-print("| copies | n | method, answers | as they answer | permuted, read as given | permuted, through the check |")
-print("|---|---|---|---|---|---|")
+print("| copies | n | method, answers | as they answer | permuted, read as given | permuted, through the check | "
+      "only the check's images permuted, through the check |")  # fmt: skip
+print("|---|---|---|---|---|---|---|")
+kit.references[CLASSES_KEY] = Reference(images, torch.zeros(0), labels, torch.zeros(0), torch.zeros(0))  # what it reads
 for group, answered in copies.items():
     for m in methods:
         scoring = Scoring.of(kit, method=m, alpha=0.01)
         for mode in ("probs", "label"):
-            counts = [0, 0, 0]
+            counts = [0, 0, 0, 0]
             for _, said, got in answered:
-                order = find_order(said[:, moved], labels[0])
-                readings = (got, {k: a[..., moved] for k, a in got.items()},
-                            {k: order.apply(a[..., moved]) for k, a in got.items()})  # fmt: skip
-                for i, reading in enumerate(readings):
-                    v = score_answers(kit, {k: truncate(a, mode) for k, a in reading.items()}, mode=OutputMode.parse(mode),
-                                      scoring=scoring, n_req=kit.config.fingerprints, name="", queries=0,
-                                      start=time.perf_counter())  # fmt: skip
+                permuted = {k: a[..., moved] for k, a in got.items()}
+                readings = ((got, None), (permuted, None), (permuted, said[:, moved]), (got, said[:, moved]))
+                for i, (reading, check) in enumerate(readings):
+                    v = score_answers(
+                        kit, {k: truncate(a, mode) for k, a in reading.items()}, mode=OutputMode.parse(mode),
+                        scoring=scoring, n_req=kit.config.fingerprints, name="", queries=0, start=time.perf_counter(),
+                        classes=None if check is None else truncate(check, mode),
+                    )  # fmt: skip
                     counts[i] += v.verdict == PIRACY
-            print(f"| {group} | {len(answered)} | `{m}`, {mode} | {counts[0]} | {counts[1]} | {counts[2]} |")
+            print(f"| {group} | {len(answered)} | `{m}`, {mode} | {' | '.join(str(c) for c in counts)} |")

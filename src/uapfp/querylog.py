@@ -15,20 +15,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import sequential as sequential_rule
-from .classorder import CLASSES_KEY, find_order
+from .classorder import CLASSES_KEY
 from .errors import ConfigError
 from .kit import Kit
 from .storage import check_output_path
 from .suspects.base import OutputMode, Suspect
-from .verify import (
-    Scoring,
-    Verdict,
-    query_plan,
-    score_answers,
-    with_class_order,
-    with_floor,
-    with_suspect_architecture,
-)
+from .verify import Scoring, Verdict, query_plan, score_answers, with_floor, with_suspect_architecture
 
 if TYPE_CHECKING:
     from .family_null import FamilyNull
@@ -45,15 +37,15 @@ class QueryLog:
     ``architecture_checked``: the architecture the suspect's spec named, null for a file or a server, and
     whether uapfp found it to be the null's).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
-    (``classes`` for the class-order check's images, sent first where the kit holds them, ``uap`` for the probe
-    points with and without the UAP, ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
+    (``classes`` for the class-order check's images, sent first where the kit holds them; ``uap`` for the
+    probe points with and without the UAP; ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
     float32 bytes (little-endian, C order) and ``output`` the answer row exactly as received (floats
     round-trip float32).
     The log is written to a temporary file beside ``path`` and renamed over it by
     :meth:`close`, so ``path`` only ever holds a whole log (of a run that ended, however it ended).
     """
 
-    FORMAT = "uapfp-query-log/2"
+    FORMAT = "uapfp-query-log/3"  # 3: the class-order check's queries (kind ``classes``) come first
 
     def __init__(
         self,
@@ -181,7 +173,7 @@ def recheck_query_log(
     classes = kit.references.get(CLASSES_KEY)
     if classes is not None:  # verify sends them first
         sets_of = {CLASSES_KEY: classes.queries, **sets_of}
-        first = rows[0].get("queries") if rows and isinstance(rows[0], dict) else None
+        first = rows[0].get("queries", "uap") if rows and isinstance(rows[0], dict) else None
         if rows and first != CLASSES_KEY:
             raise ConfigError(
                 f"{path} line 2: queries of kind {first!r}, where this kit's verification sends its {CLASSES_KEY!r} "
@@ -223,12 +215,10 @@ def recheck_query_log(
             outs.append(out)
         got[key].append(torch.tensor(outs, dtype=torch.float32))
         i += len(batch)
-    order = None
-    if classes is not None:
-        said = got.pop(CLASSES_KEY)
-        if said:
-            order = find_order(said[0], classes.labels[0])
-            got = {key: [order.apply(a) for a in answers] for key, answers in got.items()}
+    said = None
+    if classes is not None:  # its answers as logged (none: verify got none), read by score_answers as verify's were
+        logged = got.pop(CLASSES_KEY)
+        said = logged[0] if logged else torch.zeros(0, kit.num_classes)
     requested = header.get("fingerprints")
     n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else 0
     sequential = header.get("sequential") is True  # then a log that stops early is a settled verdict
@@ -246,11 +236,10 @@ def recheck_query_log(
     verdict = score_answers(
         kit, {key: torch.stack(a) if a else torch.zeros(0) for key, a in got.items()}, mode=mode, scoring=scoring,
         n_req=n_req, name=str(header.get("suspect")), queries=len(rows), start=start, message=message,
-        sequential=sequential, early_share=share if sequential else None,
+        sequential=sequential, early_share=share if sequential else None, classes=said,
     )  # fmt: skip
     verdict = with_floor(verdict, kit, scoring, mode)
-    verdict = with_suspect_architecture(verdict, _logged_architecture(path, header, family_null, kit))
-    return with_class_order(verdict, order, kit)
+    return with_suspect_architecture(verdict, _logged_architecture(path, header, family_null, kit))
 
 
 def _logged_architecture(path: str | os.PathLike[str], header: dict[str, Any], family_null: FamilyNull | None,

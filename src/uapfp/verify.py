@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .calibration import Calibration, get_calibration
-from .classorder import CLASSES_KEY, ClassOrder, find_order
+from .classorder import CLASSES_KEY, confirms, find_order
 from .encoder import FingerprintEncoder, embed
 from .errors import BudgetExhaustedError, ConfigError, SuspectError, SuspectUnavailableError
 from .kit import Kit
@@ -41,6 +41,7 @@ INCONCLUSIVE = "inconclusive"
 CLASS_ORDER_NOT_CHECKED = (
     "order not checked: the kit holds no class-order images (made before 2026-12-07; uapfp protect makes them)"
 )
+CLASS_ORDER_UNANSWERED = "order not checked: the suspect did not answer the class-order images; its answers read as given"
 
 
 def cosine_similarities(encoder: FingerprintEncoder, f_victim: torch.Tensor, f_suspect: torch.Tensor) -> torch.Tensor:
@@ -86,8 +87,8 @@ class Verdict:
     """The p-value an exact copy of the victim gets from this test (:func:`exact_copy_p`): where it is not below
     the level, even an exact copy would not be shown."""
     class_order: dict[str, Any] = field(default_factory=dict)
-    """What the suspect's answers to the kit's ``classes`` set said of its class order (:mod:`uapfp.classorder`),
-    with ``note``, a line for a person (empty: not checked, the kit holds no such set)."""
+    """What the class-order check found (:mod:`uapfp.classorder`), with ``note``, a line for a person (empty: not
+    checked, the kit holds no class-order images)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -276,14 +277,13 @@ def verify(
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     message = ""
     settled: Verdict | None = None  # the sequential test's verdict at the look that settled it
-    order: ClassOrder | None = None
+    check = kit.references.get(CLASSES_KEY)
+    said: torch.Tensor | None = None if check is None else torch.zeros(0, kit.num_classes)  # empty: not answered
     try:
-        classes = kit.references.get(CLASSES_KEY)
-        if classes is not None:  # first the suspect's class order, so that every answer is read in the victim's
-            out = suspect(classes.queries[0])
+        if check is not None:  # first the class-order check's images (uapfp.classorder), as given
+            said = suspect(check.queries[0])
             if logger:
-                logger.write(CLASSES_KEY, 0, classes.queries[0], out)
-            order = find_order(out, classes.labels[0])
+                logger.write(CLASSES_KEY, 0, check.queries[0], said)
         for k in looks(n_req) if sequential else [n_req]:
             for key, channel in plan.items():  # every channel up to the look, then the test
                 sets = channel.sets(kit)
@@ -291,11 +291,11 @@ def verify(
                     out = suspect(sets[s])
                     if logger:
                         logger.write(key, s, sets[s], out)
-                    answers[key].append(order.apply(out) if order else out)
+                    answers[key].append(out)
             if sequential:
                 v = score_answers(
                     kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name, queries=0,
-                    start=start, sequential=True,
+                    start=start, sequential=True, classes=said,
                 )  # fmt: skip
                 if v.verdict != INCONCLUSIVE:
                     settled = v
@@ -312,16 +312,37 @@ def verify(
     else:
         verdict = score_answers(
             kit, _stacked(answers), mode=mode, scoring=scoring, n_req=n_req, name=suspect.name,
-            queries=suspect.queries - q0, start=start, message=message, sequential=sequential,
+            queries=suspect.queries - q0, start=start, message=message, sequential=sequential, classes=said,
         )  # fmt: skip
-    return with_class_order(with_suspect_architecture(with_floor(verdict, kit, scoring, mode), checked), order, kit)
+    return with_suspect_architecture(with_floor(verdict, kit, scoring, mode), checked)
 
 
-def with_class_order(verdict: Verdict, order: ClassOrder | None, kit: Kit) -> Verdict:
-    """``verdict`` with what the class-order check found (nothing where it did not run)."""
-    if order is None:
-        return verdict
-    return replace(verdict, class_order={**order.to_dict(), "note": order.describe(kit.info.get("classes"))})
+def victim_answers(kit: Kit) -> dict[str, torch.Tensor]:
+    """The victim's answers (S, n, K) to every query set of the kit, by name (``uap``: its fingerprints)."""
+    victim = {key: ref.victim for key, ref in kit.references.items()}
+    victim["uap"] = kit.victim_fingerprints.reshape(kit.victim_fingerprints.shape[0], -1, kit.num_classes)
+    return victim
+
+
+def read_in_order(
+    kit: Kit, answers: dict[str, torch.Tensor], classes: torch.Tensor | None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The answers (query-set name -> (S', n, K)) in the victim's class order, and what the class-order check
+    found, as a verdict records it (:mod:`uapfp.classorder`): ``classes`` is the suspect's answers to the kit's
+    class-order images (None: not checked; empty: not answered). An order they suggest is taken only where the
+    answers to the other sets agree with the victim's labels more in it (:func:`~uapfp.classorder.confirms`)."""
+    check = kit.references.get(CLASSES_KEY)
+    if classes is None or check is None:
+        return answers, {}
+    if len(classes) == 0:
+        return answers, {"note": CLASS_ORDER_UNANSWERED}
+    order = find_order(classes, check.labels[0])
+    if order.order is not None:
+        victim = victim_answers(kit)
+        keys = [key for key, a in answers.items() if len(a)]
+        if not confirms(order, [answers[k] for k in keys], [victim[k][: len(answers[k])] for k in keys]):
+            order = order.refuted()
+    return {key: order.apply(a) if len(a) else a for key, a in answers.items()}, order.to_dict(kit.info.get("classes"))
 
 
 def exact_copy_p(kit: Kit, scoring: Scoring, mode: OutputMode | str, n_sets: int) -> float:
@@ -330,8 +351,7 @@ def exact_copy_p(kit: Kit, scoring: Scoring, mode: OutputMode | str, n_sets: int
     faithful copy gets. For ``uap``, ``uap-raw``, ``sac`` and ``ipguard``, and ``errors`` with labels, the victim's
     own similarity is the largest there is, so no suspect gets a smaller p-value; for ``siblings`` (a cosine of
     deviations), and ``errors`` with probabilities, a suspect can score above the victim itself."""
-    victim = {key: ref.victim for key, ref in kit.references.items()}
-    victim["uap"] = kit.victim_fingerprints.reshape(kit.victim_fingerprints.shape[0], -1, kit.num_classes)
+    victim = victim_answers(kit)
     answers = {ch.query_key: victim[ch.query_key][:n_sets] for ch in scoring.method.channels}
     return float(score_answers(kit, answers, mode=OutputMode.parse(mode), scoring=scoring, n_req=n_sets,
                                name="the victim", queries=0, start=time.perf_counter()).p_value)  # fmt: skip
@@ -413,8 +433,11 @@ def score_answers(
     message: str = "",
     sequential: bool = False,
     early_share: float | None = None,
+    classes: torch.Tensor | None = None,
 ) -> Verdict:
-    """The verdict on answers (query-set name -> (S', n, K)) to the first S' sets of each kind.
+    """The verdict on answers (query-set name -> (S', n, K)) to the first S' sets of each kind, as the suspect
+    gave them; ``classes``, its answers to the kit's class-order images, reads them in the victim's order
+    where they show another (:func:`read_in_order`; None: not checked).
 
     Tested at alpha, or (``sequential``) at the first look of :mod:`uapfp.sequential` that the
     answers settle, its early looks at ``early_share`` of alpha each (None: today's rule); a
@@ -427,18 +450,20 @@ def score_answers(
             got = answers if k is None else {key: a[:k] for key, a in answers.items()}
             return score_answers(
                 kit, got, mode=mode, scoring=scoring, n_req=n_req, name=name, queries=queries, start=start,
-                message=note,
+                message=note, classes=classes,
             )  # fmt: skip
 
         return _sequential_verdict(
             at, answers, scoring=scoring, n_req=n_req, message=message, early_share=early_share
         )
     method = scoring.method
+    answers, class_order = read_in_order(kit, answers, classes)
     common = {
         "suspect": name, "alpha": scoring.alpha, "fingerprints_requested": n_req, "queries": queries,
         "output_mode": str(mode), "kit_sha256": kit.sha256, "kit_signed_by": kit.signed_by,
         "test": scoring.test.name, "calibration": "family-null" if scoring.family else scoring.calibration.name,
         "method": method.name, "family_null": scoring.family.describe() if scoring.family else {},
+        "class_order": class_order,
     }  # fmt: skip
     counts = [len(answers.get(ch.query_key, ())) for ch in method.channels]
     if min(counts) < 2:
