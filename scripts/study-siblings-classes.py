@@ -19,26 +19,22 @@ Scored against the kit's calibration models (prediction t-test), alpha 0.01 on t
 unless ``--half test``) and the kit's alpha on the zoo's held-out models.
 """
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
-from _study import family_answers, family_aucs, family_study_args, score_cells, table_head
+from _study import family_answers, family_aucs, family_study_args, score_cells, table_head, victim_and_siblings
 
-from uapfp.cards import load_model_from_card
 from uapfp.methods import truncate
 from uapfp.training import predict_logits
 
 args, zoo, kit = family_study_args(__doc__)
-cards = {c["id"]: c for c in zoo.cards}
 data = zoo.load_dataset()
 x, y = data.x_test, data.y_test
-victim = load_model_from_card(zoo.victim)
-p_v = predict_logits(victim, x).softmax(-1)
-p_sib = torch.stack([predict_logits(load_model_from_card(cards[i]), x).softmax(-1) for i in kit.info["siblings"]])
-name = args.kit.rstrip("/").split("/")[-1]
-answers, info = family_answers(
-    zoo, kit, args.models, args.half, lambda suspect: suspect(x), cache=f"runs/study-siblings-images-{name}-{args.half}.pt",
-    data=data,
-)  # fmt: skip
+nine = [predict_logits(model, x).softmax(-1) for model in victim_and_siblings(zoo, kit)]
+p_v, p_sib = nine[0], torch.stack(nine[1:])
+cache = f"runs/study-siblings-images-{Path(args.kit).name}-{args.half}.pt"  # as study-siblings-images.py's answers
+answers, info = family_answers(zoo, kit, args.models, args.half, lambda suspect: suspect(x), cache=cache, data=data)
 k = p_v.shape[1]
 said = p_v.argmax(-1)
 gen = torch.Generator().manual_seed(0)
