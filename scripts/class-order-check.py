@@ -11,8 +11,8 @@ models: how many, how many it reordered as they answer (false reorders), how man
 the fewest of the images a model labels right in the victim's order; of the permuted ones not put back
 exactly, whether the check took another order (and how many classes it left wrong) or read them as given.
 
-Then the copies' verdicts (the zoo's held-out copies and the benchmark's, every set, alpha 0.01, against the kit's
-calibration models) by `siblings` and `uap`, with probabilities and with labels: as the copies answer; with their
+Then the piracy verdicts (the zoo's held-out models and the benchmark's suspects, every set, alpha 0.01, against the
+kit's calibration models) by `siblings` and `uap`, with probabilities and with labels: as the models answer; with their
 outputs in the other order and read as given, as a kit without the check reads them; the same read through the
 check (``verify.score_answers`` given the answers to the check's images); and with only the check's images
 answered in the other order, the rest as given (a thief who turns the check against the owner), through the
@@ -59,22 +59,22 @@ while True:  # a derangement: every class moves
     if not (moved == torch.arange(k)).any():
         break
 groups: dict[str, list[tuple[str, torch.Tensor]]] = {}
-copies: dict[str, list[tuple[str, torch.Tensor, dict[str, torch.Tensor]]]] = {}  # the answers to every kit set
+scored: dict[str, list[tuple[str, torch.Tensor, dict[str, torch.Tensor]]]] = {}  # the answers to every kit set
 
 
-def ask(group: str, name: str, suspect, copy: bool) -> None:  # type: ignore[no-untyped-def]
+def ask(group: str, name: str, suspect, verdicts: bool) -> None:  # type: ignore[no-untyped-def]
     said = suspect(images[0])
     groups.setdefault(group, []).append((name, said))
-    if copy:
-        copies.setdefault(group, []).append((name, said, {key: torch.stack([suspect(q) for q in s]) for key, s in sets.items()}))
+    if verdicts:
+        scored.setdefault(group, []).append((name, said, {key: torch.stack([suspect(q) for q in s]) for key, s in sets.items()}))
 
 
 for card in zoo.cards:
-    ask(f"zoo: {card['role']}", card["id"], card_suspect(card), card["role"] == "piracy" and card["id"] in heldout)
+    ask(f"zoo: {card['role']}", card["id"], card_suspect(card), card["id"] in heldout)
 for half, families in (("dev", DEV_FAMILIES), ("test", TEST_FAMILIES)):
     for rec in build_suspects(args.models, victim, data, zoo.splits(), families=families, kinds=KINDS):
         role = "copies" if rec.role == "piracy" else "honest"
-        ask(f"families {half}: {role}", rec.name, load_suspect(args.models, rec, data), rec.role == "piracy")
+        ask(f"families {half}: {role}", rec.name, load_suspect(args.models, rec, data), True)
 print(f"{images.shape[1]} images; the other order: output j answers class {moved.tolist()}[j]")
 print("| models | n | reordered as they answer | put back when permuted | fewest right in the victim's order (model) |")
 print("|---|---|---|---|---|")
@@ -93,12 +93,12 @@ for group, answered in groups.items():
     if missed:
         print(f"|  not put back: {', '.join(missed)} | | | | |")
 
-print("\nCopies detected at alpha 0.01 (every set, the kit's calibration models):")
-print("| copies | n | method, answers | as they answer | permuted, read as given | permuted, through the check | "
+print("\nPiracy verdicts at alpha 0.01 (every set, the kit's calibration models): copies detected, honest flagged")
+print("| models | n | method, answers | as they answer | permuted, read as given | permuted, through the check | "
       "only the check's images permuted, through the check |")  # fmt: skip
 print("|---|---|---|---|---|---|---|")
 kit.references[CLASSES_KEY] = Reference(images, torch.zeros(0), labels, torch.zeros(0), torch.zeros(0))  # what it reads
-for group, answered in copies.items():
+for group, answered in scored.items():
     for m in methods:
         scoring = Scoring.of(kit, method=m, alpha=0.01)
         for mode in ("probs", "label"):

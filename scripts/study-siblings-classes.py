@@ -14,7 +14,7 @@ per model of the (K, K) matrices of mean deviations, grouped by the true class o
 - ``errors by (true, victim) pair``: the errors, grouped by the pair of their true and the victim's class;
 - ``errors by true class``: the errors, grouped by their true class.
 
-Every suspect answers the whole held-out set once (cached as `scripts/study-siblings-images.py` caches it).
+Every suspect answers the whole held-out set once (cached in ``runs/study-siblings-images-KIT-HALF.pt``).
 Scored against the kit's calibration models (prediction t-test), alpha 0.01 on the families benchmark (dev half
 unless ``--half test``) and the kit's alpha on the zoo's held-out models.
 """

@@ -177,6 +177,9 @@ def test_a_scan_row_says_when_the_classes_were_reordered(tiny_zoo, tiny_kit, tmp
     permuted = verify(tiny_kit, _permuted(copy, ORDER)).to_dict()
     plain = verify(tiny_kit, card_suspect(copy)).to_dict()
     assert _row(target, permuted, tmp_path / "a.json").classes_reordered
+    turned = {**plain, "class_order": {"order": None, "contradicted": True, "note": "..."}}
+    assert _row(target, turned, tmp_path / "d.json").class_order_contradicted
+    assert not _row(target, permuted, tmp_path / "a.json").class_order_contradicted
     assert not _row(target, plain, tmp_path / "b.json").classes_reordered
     assert not _row(target, {**plain, "class_order": {}}, tmp_path / "c.json").classes_reordered  # not checked
 
@@ -230,14 +233,36 @@ def test_a_permuted_copy_answering_labels_only(tiny_zoo, tiny_kit):
     assert v.class_order["order"] == list(ORDER) and v.similarity == pytest.approx(plain.similarity, abs=1e-6)
 
 
-def test_a_budget_spent_before_the_check_is_answered_says_so(tiny_zoo, tiny_kit):
-    copy = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
-    v = verify(tiny_kit, card_suspect(copy, max_queries=10))
-    assert v.verdict == INCONCLUSIVE and v.queries == 0 and v.class_order["note"] == CLASS_ORDER_UNANSWERED
+def test_a_budget_too_small_for_the_check_and_every_set_keeps_the_sets(tiny_zoo, tiny_kit, tmp_path):
+    """The check never costs a verdict its sets: a budget that covers every set but not the check's images too
+    skips the check (the verdict says so), as a kit without the check would; recheck of its log agrees."""
+    copy = next(c for c in tiny_zoo.cards if c["id"] in tiny_kit.info["models"]["heldout"] and c["role"] == "piracy")
+    exact = 2 * 30 * 8  # every set of the tiny kit's uap method
+    v = verify(tiny_kit, card_suspect(copy, max_queries=exact), query_log=tmp_path / "q.jsonl")
+    assert v.verdict == PIRACY and v.queries == exact and v.class_order["note"] == CLASS_ORDER_UNANSWERED
     assert CLASS_ORDER_UNANSWERED in v.render() and CLASS_ORDER_NOT_CHECKED not in v.render()
+    assert json.loads((tmp_path / "q.jsonl").read_text().splitlines()[0])["class_order_check"] is False
+    again = recheck_query_log(tiny_kit, tmp_path / "q.jsonl")
+    assert again.class_order == v.class_order and again.similarity == pytest.approx(v.similarity, abs=1e-6)
+    assert verify(tiny_kit, card_suspect(copy, max_queries=exact + 50)).class_order["order"] is None  # checked
+    spent = verify(tiny_kit, card_suspect(copy, max_queries=10))  # too few for anything
+    assert spent.verdict == INCONCLUSIVE and spent.queries == 0 and spent.class_order["note"] == CLASS_ORDER_UNANSWERED
 
 
-def test_recheck_refuses_a_second_set_of_class_order_queries(tiny_zoo, tiny_kit, tmp_path):
+def test_an_order_with_no_other_answers_to_bear_it_out_is_not_taken_nor_called_contradicted(tiny_kit):
+    from uapfp.verify import CLASS_ORDER_STORED, read_in_order
+
+    check = tiny_kit.references[CLASSES_KEY]
+    said = _one_hot([ORDER.index(int(c)) for c in check.labels[0]])  # the check's images in another order
+    _, found = read_in_order(tiny_kit, {"uap": torch.zeros(0)}, said)
+    assert found["unconfirmed"] and not found["contradicted"] and found["order"] is None
+    assert "no answer to the other queries was there to bear it out" in found["note"]
+    assert read_in_order(tiny_kit, {}, None)[1] == {"note": CLASS_ORDER_STORED}  # scored as stored: not asked
+    bare = replace(tiny_kit, references={k: r for k, r in tiny_kit.references.items() if k != CLASSES_KEY})
+    assert read_in_order(bare, {}, said)[1] == {}  # a kit without the images: nothing to say
+
+
+def test_recheck_refuses_a_second_set_of_class_order_queries_and_an_older_log(tiny_zoo, tiny_kit, tmp_path):
     copy = next(c for c in tiny_zoo.cards if c["role"] == "piracy")
     log = tmp_path / "q.jsonl"
     verify(tiny_kit, card_suspect(copy), query_log=log)
@@ -246,3 +271,7 @@ def test_recheck_refuses_a_second_set_of_class_order_queries(tiny_zoo, tiny_kit,
     (tmp_path / "twice.jsonl").write_text("\n".join(twice) + "\n")
     with pytest.raises(ConfigError, match="more classes sets than the kit"):
         recheck_query_log(tiny_kit, tmp_path / "twice.jsonl")
+    header = {**json.loads(lines[0]), "format": "uapfp-query-log/2"}
+    (tmp_path / "old.jsonl").write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match="verify the suspect again"):
+        recheck_query_log(tiny_kit, tmp_path / "old.jsonl")

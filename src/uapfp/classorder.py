@@ -84,6 +84,8 @@ class ClassOrder:
             was found to use another order; None where its answers are scored as given.
         contradicted: another order fit these images, but not the suspect's answers to the method's queries
             (:func:`confirms`), so they were scored as given.
+        unconfirmed: another order fit these images, but no answer to the method's queries was there to bear it
+            out (the suspect stopped, or the budget ran out), so the answers were scored as given.
     """
 
     images: int
@@ -91,6 +93,7 @@ class ClassOrder:
     right_reordered: int
     order: tuple[int, ...] | None = None
     contradicted: bool = False
+    unconfirmed: bool = False
 
     def apply(self, answers: torch.Tensor) -> torch.Tensor:
         """Answers (..., K) in the suspect's order -> the same answers in the victim's order."""
@@ -98,16 +101,18 @@ class ClassOrder:
             return answers
         return answers[..., np.argsort(self.order).tolist()]
 
-    def refuted(self) -> ClassOrder:
-        """This finding, where the suspect's other answers did not bear out its order: scored as given."""
-        return ClassOrder(self.images, self.right, self.right_reordered, None, contradicted=True)
+    def refuted(self, *, evidence: bool = True) -> ClassOrder:
+        """This finding, where the suspect's other answers did not bear out its order (``evidence``: there were
+        some; else none): scored as given."""
+        return ClassOrder(self.images, self.right, self.right_reordered, None, contradicted=evidence,
+                          unconfirmed=not evidence)  # fmt: skip
 
     def to_dict(self, classes: list[str] | None = None) -> dict[str, Any]:
         """As a verdict records it, with ``note``, a line for a person (``classes``: the victim's class names)."""
         return {
             "images": self.images, "right": self.right, "right_reordered": self.right_reordered,
             "order": list(self.order) if self.order is not None else None, "contradicted": self.contradicted,
-            "note": self.describe(classes),
+            "unconfirmed": self.unconfirmed, "note": self.describe(classes),
         }  # fmt: skip
 
     def describe(self, classes: list[str] | None = None) -> str:
@@ -117,7 +122,12 @@ class ClassOrder:
             return (
                 f"read as given, though another order fits its answers {of} better ({self.right_reordered} right, "
                 f"{self.right} in the victim's order): its answers to the other queries agree with the victim's "
-                "less in that order. It may answer those images otherwise than the rest"
+                "no more in that order than as given. It may answer those images otherwise than the rest"
+            )  # fmt: skip
+        if self.unconfirmed:
+            return (
+                f"read as given, though another order fits its answers {of} better ({self.right_reordered} right, "
+                f"{self.right} in the victim's order): no answer to the other queries was there to bear it out"
             )  # fmt: skip
         if self.order is None:
             if self.right >= _at_least(MIN_ALIGNED, self.images):

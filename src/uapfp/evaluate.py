@@ -143,7 +143,8 @@ def evaluate(
     :class:`TorchSuspect` in answer mode ``output``). ``stored`` (query-set name -> model id ->
     full-probability answers (S, n, K) to this kit's sets, e.g. :meth:`uapfp.protect.Profile.stored`)
     skips the queries: each model is scored from its stored answers, truncated to ``output`` as
-    the suspect would have answered, with the same result. ``method``, ``test`` and
+    the suspect would have answered, with the same verdict (the zoo's models answer in the victim's class
+    order, so the class-order check is not asked for: its queries and note differ). ``method``, ``test`` and
     ``calibration`` replace the kit's own. Every requested set is sent and tested at alpha (no
     sequential stop), so that copies and honest models are scored on the same sets.
     """

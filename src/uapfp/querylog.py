@@ -30,7 +30,8 @@ class QueryLog:
     """JSON Lines evidence: a header (kit hash, suspect), then one line per query.
 
     Header: ``{"type": "header", "format", "kit_sha256", "kit_signed_by", "suspect", "output_mode", "uap_sha256",
-    "method", "fingerprints", "alpha", "sequential", "started"}`` (``sequential``: the run stopped once
+    "method", "fingerprints", "alpha", "sequential", "class_order_check", "started"}`` (``class_order_check``:
+    the class-order check's images were sent first, :mod:`uapfp.classorder`; ``sequential``: the run stopped once
     the sequential test settled, :mod:`uapfp.sequential`; a sequential log adds ``early_share``,
     the share of alpha its early looks spent, 0.1 where a log from before the field lacks it; a verification
     against a family null adds ``family_null_sha256``, ``family_null_arch``, and ``suspect_architecture`` and
@@ -38,9 +39,9 @@ class QueryLog:
     whether uapfp found it to be the null's).
     Query lines: ``{"queries", "set", "point", "uap", "input_sha256", "output"}``: which query sets
     (``classes`` for the class-order check's images, sent first where the kit holds them; ``uap`` for the
-    probe points with and without the UAP; ``errors``, ``ipguard``), the set and the point in it, ``uap`` whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's
-    float32 bytes (little-endian, C order) and ``output`` the answer row exactly as received (floats
-    round-trip float32).
+    probe points with and without the UAP; ``errors``, ``ipguard``), the set and the point in it, ``uap``
+    whether the UAP was added; ``input_sha256`` is the SHA-256 of the query's float32 bytes (little-endian,
+    C order) and ``output`` the answer row exactly as received (floats round-trip float32).
     The log is written to a temporary file beside ``path`` and renamed over it by
     :meth:`close`, so ``path`` only ever holds a whole log (of a run that ended, however it ended).
     """
@@ -59,6 +60,7 @@ class QueryLog:
         sequential: bool = False,
         family_null: FamilyNull | None = None,
         suspect_architecture: dict[str, Any] | None = None,
+        class_order_check: bool = False,
     ) -> None:
         self.path = check_output_path(path, "query log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,7 @@ class QueryLog:
                     "fingerprints": fingerprints,
                     "alpha": alpha,
                     "sequential": sequential,
+                    "class_order_check": class_order_check,
                     **({"early_share": sequential_rule.EARLY_SHARE} if sequential else {}),
                     **({"family_null_sha256": family_null.sha256, "family_null_arch": family_null.arch,
                         "family_null_paths": family_null.folders,  # where it was: the SHA-256 is what counts
@@ -171,7 +174,13 @@ def recheck_query_log(
     plan = query_plan(scoring.method)
     sets_of = {key: channel.sets(kit) for key, channel in plan.items()}
     classes = kit.references.get(CLASSES_KEY)
-    if classes is not None:  # verify sends them first
+    if classes is not None and header.get("format") != QueryLog.FORMAT:
+        raise ConfigError(
+            f"{path} is a {header.get('format')} log, written before this kit's class-order check took its present "
+            f"form; verify the suspect again to get a {QueryLog.FORMAT} log"
+        )
+    asked = classes is not None and header.get("class_order_check") is not False
+    if asked:  # verify sends them first
         sets_of = {CLASSES_KEY: classes.queries, **sets_of}
         first = rows[0].get("queries", "uap") if rows and isinstance(rows[0], dict) else None
         if rows and first != CLASSES_KEY:
@@ -217,7 +226,7 @@ def recheck_query_log(
         i += len(batch)
     said = None
     if classes is not None:  # its answers as logged (none: verify got none), read by score_answers as verify's were
-        logged = got.pop(CLASSES_KEY)
+        logged = got.pop(CLASSES_KEY, [])
         said = logged[0] if logged else torch.zeros(0, kit.num_classes)
     requested = header.get("fingerprints")
     n_req = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else 0

@@ -79,6 +79,7 @@ class ScanRow:
     p_floor: float | None = None  # what an exact copy of the victim gets by this test (verify.exact_copy_p)
     exact_copy_not_shown: bool = False  # a ``not shown`` by a test that would not show an exact copy either
     classes_reordered: bool = False  # its answers were read in the victim's class order (uapfp.classorder)
+    class_order_contradicted: bool = False  # another order fit the check's images, but not its other answers
 
 
 def _name_of(spec: str, weights: str | None) -> str:
@@ -217,6 +218,7 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
         verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
         p_floor=floor, exact_copy_not_shown=cannot, classes_reordered=_reordered(record),
+        class_order_contradicted=isinstance(record.get("class_order"), dict) and record["class_order"].get("contradicted") is True,
     )  # fmt: skip
 
 

@@ -41,7 +41,11 @@ INCONCLUSIVE = "inconclusive"
 CLASS_ORDER_NOT_CHECKED = (
     "order not checked: the kit holds no class-order images (made before 2026-12-07; uapfp protect makes them)"
 )
-CLASS_ORDER_UNANSWERED = "order not checked: the suspect did not answer the class-order images; its answers read as given"
+CLASS_ORDER_UNANSWERED = (
+    "order not checked: the suspect was not asked the class-order images, or did not answer them (a query budget "
+    "too small for them and every set, or spent first); its answers read as given"
+)
+CLASS_ORDER_STORED = "order not checked: answers scored as stored (evaluate, bench), in the victim's order"
 
 
 def cosine_similarities(encoder: FingerprintEncoder, f_victim: torch.Tensor, f_suspect: torch.Tensor) -> torch.Tensor:
@@ -245,8 +249,9 @@ def verify(
     (objects or names) replace the kit's own. With ``sequential`` (None: the kit's setting, True
     by default) querying stops once the verdict is settled (:mod:`uapfp.sequential`); with False,
     every requested set is sent and tested at alpha. Where the kit holds the class-order check's images
-    (:mod:`uapfp.classorder`), they are sent first, and a suspect found to number the classes otherwise has every
-    later answer read in the victim's order (``Verdict.class_order`` says what was found). When the suspect's
+    (:mod:`uapfp.classorder`), they are sent first (unless ``max_queries`` cannot cover them and every set), and
+    a suspect found to number the classes otherwise, where its other answers bear that out, has every answer read
+    in the victim's order (``Verdict.class_order`` says what was found). When the suspect's
     query budget runs out or a remote suspect stops answering, the sets measured so far are reported and the
     verdict is ``inconclusive``. With
     ``family_null`` (:class:`~uapfp.family_null.FamilyNull`), the suspect is tested against those honest models
@@ -268,17 +273,21 @@ def verify(
     mode = suspect.output
     q0 = suspect.queries
     plan = query_plan(scoring.method)
+    check = kit.references.get(CLASSES_KEY)
+    said: torch.Tensor | None = None if check is None else torch.zeros(0, kit.num_classes)  # empty: not answered
+    if check is not None and suspect.max_queries is not None:  # a budget sized for the sets keeps them all
+        needed = check.queries.shape[1] + sum(n_req * channel.sets(kit).shape[1] for channel in plan.values())
+        if suspect.max_queries - suspect.queries < needed:
+            check = None
     logger = (
         QueryLog(query_log, kit=kit, suspect=suspect, fingerprints=n_req, alpha=scoring.alpha,
                  method=scoring.method.name, sequential=sequential, family_null=scoring.family,
-                 suspect_architecture=checked)
+                 suspect_architecture=checked, class_order_check=check is not None)
         if query_log else None
     )  # fmt: skip
     answers: dict[str, list[torch.Tensor]] = {key: [] for key in plan}
     message = ""
     settled: Verdict | None = None  # the sequential test's verdict at the look that settled it
-    check = kit.references.get(CLASSES_KEY)
-    said: torch.Tensor | None = None if check is None else torch.zeros(0, kit.num_classes)  # empty: not answered
     try:
         if check is not None:  # first the class-order check's images (uapfp.classorder), as given
             said = suspect(check.queries[0])
@@ -332,15 +341,19 @@ def read_in_order(
     class-order images (None: not checked; empty: not answered). An order they suggest is taken only where the
     answers to the other sets agree with the victim's labels more in it (:func:`~uapfp.classorder.confirms`)."""
     check = kit.references.get(CLASSES_KEY)
-    if classes is None or check is None:
+    if check is None:
         return answers, {}
+    if classes is None:
+        return answers, {"note": CLASS_ORDER_STORED}
     if len(classes) == 0:
         return answers, {"note": CLASS_ORDER_UNANSWERED}
     order = find_order(classes, check.labels[0])
     if order.order is not None:
         victim = victim_answers(kit)
         keys = [key for key, a in answers.items() if len(a)]
-        if not confirms(order, [answers[k] for k in keys], [victim[k][: len(answers[k])] for k in keys]):
+        if not keys:
+            order = order.refuted(evidence=False)
+        elif not confirms(order, [answers[k] for k in keys], [victim[k][: len(answers[k])] for k in keys]):
             order = order.refuted()
     return {key: order.apply(a) if len(a) else a for key, a in answers.items()}, order.to_dict(kit.info.get("classes"))
 

@@ -215,6 +215,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
              "even an exact copy would not be shown" + (f" (p {r.p_floor:.3g})" if r.p_floor is not None else "")
              if r.exact_copy_not_shown else "",
              "classes reordered" if r.classes_reordered else "",
+             "class order contradicted: it may answer the check's images otherwise" if r.class_order_contradicted else "",
              "earlier run" if r.resumed else "",
          ) if n)}
         for r in rows
