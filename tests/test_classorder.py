@@ -209,6 +209,11 @@ def test_an_order_shown_only_on_the_check_images_is_not_taken(tiny_zoo, tiny_kit
     assert model.calls > 1 and v.class_order["contradicted"] and v.class_order["order"] is None
     assert v.verdict == plain.verdict == PIRACY and v.similarity == pytest.approx(plain.similarity, abs=1e-6)
     assert "answer those images otherwise than the rest" in v.render()
+    import html
+
+    from uapfp.report import verdict_report
+
+    assert "it may answer those images otherwise on purpose" in html.unescape(verdict_report(v.to_dict()))
     again = recheck_query_log(tiny_kit, tmp_path / "q.jsonl")
     assert again.class_order == v.class_order and again.similarity == pytest.approx(v.similarity, abs=1e-6)
 

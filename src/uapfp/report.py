@@ -178,10 +178,14 @@ class Markup(str):
 
 def sentence(record: dict[str, Any]) -> str:
     """The verdict in one sentence (and one more where the suspect's classes were read in the victim's order)."""
-    order = record.get("class_order")
-    if isinstance(order, dict) and isinstance(order.get("order"), list) and record.get("verdict") != "inconclusive":
+    order = record.get("class_order") if isinstance(record.get("class_order"), dict) else {}
+    if isinstance(order.get("order"), list) and record.get("verdict") != "inconclusive":
         return _sentence(record) + (" The suspect numbers the classes otherwise than the victim; its answers were read "
                                     "in the victim's order (the suspect's class order, below).")  # fmt: skip
+    if order.get("contradicted") is True:
+        return _sentence(record) + (" Its answers to the class-order check's images fit another class order than its "
+                                    "answers to the other queries: it may answer those images otherwise on purpose "
+                                    "(the suspect's class order, below).")  # fmt: skip
     return _sentence(record)
 
 

@@ -218,14 +218,19 @@ def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = 
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
         verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
         p_floor=floor, exact_copy_not_shown=cannot, classes_reordered=_reordered(record),
-        class_order_contradicted=isinstance(record.get("class_order"), dict) and record["class_order"].get("contradicted") is True,
+        class_order_contradicted=_class_order(record).get("contradicted") is True,
     )  # fmt: skip
+
+
+def _class_order(record: dict[str, Any]) -> dict[str, Any]:
+    """What a verdict record says of the class-order check (empty where it says nothing readable)."""
+    order = record.get("class_order")
+    return order if isinstance(order, dict) else {}
 
 
 def _reordered(record: dict[str, Any]) -> bool:
     """Whether the verdict read the suspect's answers in another class order than it gave them."""
-    order = record.get("class_order")
-    return isinstance(order, dict) and isinstance(order.get("order"), list)
+    return isinstance(_class_order(record).get("order"), list)
 
 
 def _resumable(kit: Any, settings: ScanSettings, family_null: Any = None) -> dict[str, Any]:
