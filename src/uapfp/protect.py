@@ -289,9 +289,9 @@ def profile_zoo(
     images = x_v[probes.sets]
     fps = zoo_fingerprints(zoo, uap.v, images, progress=progress)
     queries = lineage_queries(victim, data.x_test, data.y_test, config)
-    queries[CLASSES_KEY] = class_queries(
-        victim, data.x_test, data.y_test, num_classes=len(data.classes), seed=config.seed
-    )
+    check = class_queries(victim, data.x_test, data.y_test, num_classes=len(data.classes), seed=config.seed)
+    if check[0].shape[1]:  # a victim that labels no held-out image right gets no class-order check
+        queries[CLASSES_KEY] = check
     answers = {key: zoo_answers(zoo, q, progress=progress) for key, (q, _) in queries.items()}
     return Profile(uap, images, fps, data.input_shape, tuple(data.classes), queries, answers)
 
