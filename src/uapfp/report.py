@@ -178,7 +178,7 @@ class Markup(str):
 
 def sentence(record: dict[str, Any]) -> str:
     """The verdict in one sentence (and one more where the suspect's classes were read in the victim's order)."""
-    order = record.get("class_order") if isinstance(record.get("class_order"), dict) else {}
+    order = class_order_of(record)
     if isinstance(order.get("order"), list) and record.get("verdict") != "inconclusive":
         return _sentence(record) + (" The suspect numbers the classes otherwise than the victim; its answers were read "
                                     "in the victim's order (the suspect's class order, below).")  # fmt: skip
@@ -233,11 +233,17 @@ def finite(x: Any) -> bool:
         return False
 
 
-def _class_order(order: Any) -> str:
+def class_order_of(record: dict[str, Any]) -> dict[str, Any]:
+    """What a verdict record says of the class-order check (empty where it says nothing readable: a record handed to
+    uapfp report may be crafted)."""
+    order = record.get("class_order")
+    return order if isinstance(order, dict) else {}
+
+
+def _class_order(order: dict[str, Any]) -> str:
     """What the class-order check found, as the verdict noted it."""
-    if isinstance(order, dict) and isinstance(order.get("note"), str):
-        return order["note"]
-    return "not checked (the kit holds no class-order images)"
+    note = order.get("note")
+    return note if isinstance(note, str) else "not checked (the kit holds no class-order images)"
 
 
 def _sequential(seq: Any) -> str:
@@ -302,7 +308,7 @@ it was made; "not shown" is not proof of innocence.</p>
     *([("an exact copy of the victim would get", _p(record.get("p_floor")))] if "p_floor" in record else []),
     ("significance level", record.get("alpha")),
     ("sequential test", _sequential(record.get("sequential"))),
-    ("the suspect's class order", _class_order(record.get("class_order"))),
+    ("the suspect's class order", _class_order(class_order_of(record))),
     ("test", record.get("test")), ("calibration", record.get("calibration")),
     ("honest models", record.get("null_count")),
     *([("family null", f"{family.get('models')} honest models of {family.get('arch')}, "

@@ -208,29 +208,19 @@ def _resolved_spec(spec: str) -> str:
 
 
 def _row(target: Target, record: dict[str, Any], path: Path, *, resumed: bool = False) -> ScanRow:
-    from .report import finite
+    from .report import class_order_of, finite
     from .verify import NO_COPY_SHOWN, NOT_SHOWN
 
     floor = float(record["p_floor"]) if finite(record.get("p_floor")) else None
     cannot = record["verdict"] == NOT_SHOWN and str(record.get("message") or "").startswith(NO_COPY_SHOWN)
+    order = class_order_of(record)
     return ScanRow(
         name=target.name, spec=target.spec, verdict=record["verdict"], p_value=record.get("p_value"),
         similarity=record.get("similarity"), queries=record.get("queries"), seconds=record.get("seconds"),
         verdict_file=str(path), family_null=list(target.family_null), resumed=resumed,
-        p_floor=floor, exact_copy_not_shown=cannot, classes_reordered=_reordered(record),
-        class_order_contradicted=_class_order(record).get("contradicted") is True,
+        p_floor=floor, exact_copy_not_shown=cannot, classes_reordered=isinstance(order.get("order"), list),
+        class_order_contradicted=order.get("contradicted") is True,
     )  # fmt: skip
-
-
-def _class_order(record: dict[str, Any]) -> dict[str, Any]:
-    """What a verdict record says of the class-order check (empty where it says nothing readable)."""
-    order = record.get("class_order")
-    return order if isinstance(order, dict) else {}
-
-
-def _reordered(record: dict[str, Any]) -> bool:
-    """Whether the verdict read the suspect's answers in another class order than it gave them."""
-    return isinstance(_class_order(record).get("order"), list)
 
 
 def _resumable(kit: Any, settings: ScanSettings, family_null: Any = None) -> dict[str, Any]:

@@ -273,10 +273,11 @@ def verify(
     mode = suspect.output
     q0 = suspect.queries
     plan = query_plan(scoring.method)
+    sets_of = {key: channel.sets(kit) for key, channel in plan.items()}  # once: uap's adds the UAP to every probe
     check = kit.references.get(CLASSES_KEY)
     said: torch.Tensor | None = None if check is None else torch.zeros(0, kit.num_classes)  # empty: not answered
     if check is not None and suspect.max_queries is not None:  # a budget sized for the sets keeps them all
-        needed = check.queries.shape[1] + sum(n_req * channel.sets(kit).shape[1] for channel in plan.values())
+        needed = check.queries.shape[1] + sum(n_req * sets.shape[1] for sets in sets_of.values())
         if suspect.max_queries - suspect.queries < needed:
             check = None
     logger = (
@@ -294,8 +295,7 @@ def verify(
             if logger:
                 logger.write(CLASSES_KEY, 0, check.queries[0], said)
         for k in looks(n_req) if sequential else [n_req]:
-            for key, channel in plan.items():  # every channel up to the look, then the test
-                sets = channel.sets(kit)
+            for key, sets in sets_of.items():  # every channel up to the look, then the test
                 for s in range(len(answers[key]), k):
                     out = suspect(sets[s])
                     if logger:
