@@ -51,12 +51,20 @@ from _study import family_study_args
 from torch import nn
 
 from uapfp.archs import create_model
-from uapfp.bench.suspects_zoo import DEV_FAMILIES, HONEST, KINDS, TEST_FAMILIES, SuspectRecord, load_suspect_model
+from uapfp.bench.suspects_zoo import (
+    DEV_FAMILIES,
+    HONEST,
+    HONEST_TRAINING,
+    KINDS,
+    TEST_FAMILIES,
+    SuspectRecord,
+    load_suspect_model,
+)
 from uapfp.cards import load_model_from_card
 from uapfp.family_null import train_honest
 from uapfp.storage import load_tensors, read_json, save_tensors
 from uapfp.suspects.local import TorchSuspect
-from uapfp.training import TrainConfig, accuracy, train_model
+from uapfp.training import TrainConfig, predict_logits, train_model
 from uapfp.verify import verify
 
 METHODS = ("siblings", "errors", "sac", "uap")
@@ -107,8 +115,24 @@ for s in report["suspects"]:
         honest.setdefault((s["method"], s["outputs"]), []).append(s["similarity"])
 
 with torch.no_grad():
-    v_test = torch.cat([victim(data.x_test[i : i + 1000]).argmax(1) for i in range(0, len(data.x_test), 1000)])
+    v_test = predict_logits(victim, data.x_test).argmax(1)
 wrong = v_test != data.y_test
+
+
+def cached(family: str, file: Path) -> nn.Module | None:
+    """The model of ``family`` trained before into ``file`` (None: not yet)."""
+    if not file.is_file():
+        return None
+    net = create_model(family, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
+    net.load_state_dict(load_tensors(file))
+    return net.eval()
+
+
+def save(net: nn.Module, file: Path) -> nn.Module:
+    """Write ``net``'s weights to ``file`` atomically; ``net`` in eval mode."""
+    save_tensors(file.with_suffix(".partial"), net.state_dict())
+    file.with_suffix(".partial").rename(file)
+    return net.eval()
 
 
 def copy_of(family: str, temperature: float, epochs: int) -> nn.Module:
@@ -117,49 +141,35 @@ def copy_of(family: str, temperature: float, epochs: int) -> nn.Module:
     # the benchmark's seed where the half was built first (the dev half; the row "retrained here" shows it)
     seed = families.index(family) * 100 + KINDS.index("copy-knockoff")
     file = out / f"{family}-T{temperature:g}-e{epochs}.safetensors"
-    net = create_model(family, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
-    if file.is_file():
-        net.load_state_dict(load_tensors(file))
-        return net.eval()
+    if (net := cached(family, file)) is not None:
+        return net
     # the knockoff attack's own draw of the pool (its seed is the suspect's), answered by the victim
     gen = torch.Generator().manual_seed(seed)
     x = pool[torch.randperm(len(pool), generator=gen)[: rec.recipe["budget"]]]
     with torch.no_grad():
-        logp = torch.cat([torch.log_softmax(victim(x[i : i + 1000]), 1) for i in range(0, len(x), 1000)])
+        logp = predict_logits(victim, x).log_softmax(1)
     target = torch.softmax(logp / temperature, 1)
     torch.manual_seed(seed)
     net = create_model(family, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
     config = TrainConfig(optimizer="adam", epochs=epochs, batch_size=rec.recipe["batch_size"], seed=seed)
     train_model(Tempered(net, temperature), x, target, config=config, progress=False, desc=file.stem)
-    save_tensors(file.with_suffix(".partial"), net.state_dict())
-    file.with_suffix(".partial").rename(file)
-    return net.eval()
+    return save(net, file)
 
 
 def honest_of(family: str, kind: str, epochs: int) -> nn.Module:
     """The benchmark's honest model ``kind`` of ``family`` (same function, same seed) trained for ``epochs`` (cached)."""
     file = out / f"{family}-{kind}-e{epochs}.safetensors"
-    if file.is_file():
-        net = create_model(family, in_channels=c, image_size=(h, w), num_classes=data.num_classes)
-        net.load_state_dict(load_tensors(file))
-        return net.eval()
+    if (net := cached(family, file)) is not None:
+        return net
     seed = families.index(family) * 100 + KINDS.index(kind)
-    name = {
-        "honest-dv-a": "dv-adam",
-        "honest-dv-b": "dv-sgd",
-        "honest-overlap": "overlap",
-        "honest-disjoint": "disjoint",
-    }
     batch = read_json(Path(args.models) / f"{family}-{kind}.json")["recipe"]["batch_size"]
-    net = train_honest(family, name[kind], data, zoo.splits(), seed=seed, epochs=epochs, batch_size=batch)
-    save_tensors(file.with_suffix(".partial"), net.state_dict())
-    file.with_suffix(".partial").rename(file)
-    return net
+    return save(train_honest(family, HONEST_TRAINING[kind], data, zoo.splits(), seed=seed, epochs=epochs,
+                             batch_size=batch), file)  # fmt: skip
 
 
 def row(family: str, name: str, model: nn.Module) -> str:
     with torch.no_grad():
-        pred = torch.cat([model(data.x_test[i : i + 1000]).argmax(1) for i in range(0, len(data.x_test), 1000)])
+        pred = predict_logits(model, data.x_test).argmax(1)
     fidelity = float((pred == v_test).float().mean())
     inherited = float((pred[wrong] == v_test[wrong]).float().mean())
     cells = []
@@ -169,7 +179,7 @@ def row(family: str, name: str, model: nn.Module) -> str:
             v = verify(kit, suspect, method=method, sequential=False)
             above = sum(v.similarity > s for s in honest[(method, mode)])
             cells.append(f"{v.similarity:.3f}, {v.p_value:.2g}, {above}")
-    return (f"| {family} | {name} | {accuracy(model, data.x_test, data.y_test):.3f} | {fidelity:.3f} | "
+    return (f"| {family} | {name} | {float((pred == data.y_test).float().mean()):.3f} | {fidelity:.3f} | "
             f"{inherited:.3f} | " + " | ".join(cells) + " |")  # fmt: skip
 
 

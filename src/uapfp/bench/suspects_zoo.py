@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 DEV_FAMILIES = ("mlp", "lenet5", "widebn")
 TEST_FAMILIES = ("resnet", "dwsep", "vgg", "allconv")
 HONEST = ("honest-dv-a", "honest-dv-b", "honest-overlap", "honest-disjoint")
+#: Each honest kind as :func:`uapfp.family_null.train_honest` names the way it is trained.
+HONEST_TRAINING = {"honest-dv-a": "dv-adam", "honest-dv-b": "dv-sgd", "honest-overlap": "overlap",
+                   "honest-disjoint": "disjoint"}  # fmt: skip
 COPIES = ("copy-knockoff", "copy-copycat", "copy-jbda", "copy-cloudleak", "copy-art-random", "copy-art-adaptive")
 MODIFIED = ("mod-finetune", "mod-prune60", "mod-int8", "mod-advtrain", "mod-distill")
 KINDS = HONEST + COPIES + MODIFIED
@@ -207,9 +210,7 @@ def _make(folder, name, kind, family, families, victim, data, splits, seed, reci
     if kind in HONEST:
         from ..family_null import train_honest
 
-        honest_kind = {"honest-dv-a": "dv-adam", "honest-dv-b": "dv-sgd", "honest-overlap": "overlap",
-                       "honest-disjoint": "disjoint"}[kind]  # fmt: skip
-        model = train_honest(family, honest_kind, data, splits, seed=seed, epochs=epochs,
+        model = train_honest(family, HONEST_TRAINING[kind], data, splits, seed=seed, epochs=epochs,
                              batch_size=recipe_of["batch_size"], augment=recipe_of["augment"],
                              cpu_bf16=recipe_of["cpu_bf16"])  # fmt: skip
         return model, 0, save(model), family
